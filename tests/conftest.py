@@ -1,0 +1,148 @@
+"""Fixtures: every integration test runs against SQLite and a real PostgreSQL server.
+
+PostgreSQL comes from ``TEST_DATABASE_URL`` when set, else a throwaway cluster started here.
+Each backend is migrated once per session with the project's Alembic history (the same path as
+``todo-service database upgrade``); tests share one app per backend and start from empty tables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from tests.factories import Account, register
+from tests.servers import postgres_server
+from todo_service.app import create_app
+from todo_service.db.models import AuthSession, Task, User
+from todo_service.lib.database import database_config
+from todo_service.settings import Settings, normalize_database_url
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from litestar import Litestar
+
+BACKENDS = ("sqlite", "postgresql")
+TEST_SECRET = "test-signing-key-0123456789abcdef0123456789abcdef"
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for tests: a fixed key and a cheap argon2 profile (tests only)."""
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 8,
+        "argon2_parallelism": 1,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:
+    """Run the project's migrations (Alembic runs its own event loop: call from a thread)."""
+    from advanced_alchemy.alembic.commands import AlembicCommands  # noqa: PLC0415
+
+    commands = AlembicCommands(sqlalchemy_config=database_config(make_settings(database_url)))
+    if down:
+        commands.downgrade(revision)
+    else:
+        commands.upgrade(revision)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A PostgreSQL server: ``TEST_DATABASE_URL`` if given, else one started for this session."""
+    if given := os.environ.get("TEST_DATABASE_URL"):
+        yield normalize_database_url(given)
+        return
+    with postgres_server() as url:
+        yield url
+
+
+async def _fresh_postgres_database(admin_url: str, name: str) -> str:
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated, empty database on each backend."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('sqlite') / 'todo.db'}"
+    elif os.environ.get("TEST_DATABASE_URL") and worker == "main":
+        url = request.getfixturevalue("postgres_admin_url")
+    else:
+        url = await _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"), f"todo_test_{worker}")
+    await asyncio.to_thread(migrate, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def backend(database_url: str) -> str:
+    """``sqlite`` or ``postgresql``."""
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture(scope="session")
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine of the tests' own, to arrange and inspect rows behind the API's back."""
+    engine = create_async_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Litestar:
+    """The service, as ``create_app`` builds it, on the session's database."""
+    return create_app(make_settings(database_url))
+
+
+@pytest.fixture(scope="session")
+async def _session_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app=app) as client:
+        yield client
+
+
+@pytest.fixture
+async def client(_session_client: AsyncTestClient[Litestar], db_engine: AsyncEngine) -> AsyncTestClient[Litestar]:
+    """An HTTP client of the app; every test starts with empty tables."""
+    async with db_engine.begin() as connection:
+        for table in (Task, AuthSession, User):
+            await connection.execute(delete(table))
+    _session_client.headers.clear()
+    return _session_client
+
+
+@pytest.fixture
+async def account(client: AsyncTestClient[Litestar]) -> Account:
+    """A registered user with a token."""
+    return await register(client, email="ada@example.com", first_name="Ada", last_name="Lovelace")
+
+
+@pytest.fixture
+async def other_account(client: AsyncTestClient[Litestar]) -> Account:
+    """A second registered user."""
+    return await register(client, email="grace@example.com", first_name="Grace", last_name="Hopper")
+
+
+@pytest.fixture
+def project_root() -> Path:
+    """The repository's top directory."""
+    return Path(__file__).resolve().parents[1]

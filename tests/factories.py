@@ -1,0 +1,66 @@
+"""Test data, made through the API like a client would."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+Client = AsyncTestClient[Litestar]
+PASSWORD = "Correct-Horse-42"
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Account:
+    """A registered user and the token from registration."""
+
+    id: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header for this account."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def tasks_url(self) -> str:
+        """This account's task collection."""
+        return f"/api/v1/users/{self.id}/tasks"
+
+
+async def register(
+    client: Client,
+    *,
+    email: str | None = None,
+    password: str = PASSWORD,
+    first_name: str = "Test",
+    last_name: str = "User",
+) -> Account:
+    """Register an account (a unique email unless given) and return it."""
+    email = email or f"user{next(_counter)}@example.com"
+    body = {"email": email, "password": password, "first_name": first_name, "last_name": last_name}
+    response = await client.post("/api/v1/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    data = response.json()
+    return Account(id=data["user"]["id"], email=data["user"]["email"], password=password, token=data["access_token"])
+
+
+async def login(client: Client, email: str, password: str = PASSWORD) -> str:
+    """Log in and return the new access token."""
+    response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def create_task(client: Client, account: Account, **fields: Any) -> dict[str, Any]:
+    """Create a task for ``account`` (title defaults to a unique one) and return its body."""
+    body = {"title": f"Task {next(_counter)}", **fields}
+    response = await client.post(account.tasks_url, json=body, headers=account.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())

@@ -1,0 +1,1 @@
+"""Authentication: registration, login, logout, tokens and who may do what."""

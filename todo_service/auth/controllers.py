@@ -1,0 +1,68 @@
+"""``/api/v1/auth``: register, log in, log out."""
+
+from litestar import Controller, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_service.auth.access import Caller
+from todo_service.auth.passwords import Passwords
+from todo_service.auth.schemas import LoginRequest, RegisterRequest, TokenResponse
+from todo_service.auth.services import AuthService
+from todo_service.auth.tokens import TokenIssuer
+from todo_service.lib.errors import EmailAlreadyRegistered, Forbidden, InvalidCredentials, WeakPassword
+from todo_service.lib.openapi import AUTHENTICATED, PUBLIC, WITH_BODY, error_responses
+from todo_service.lib.schema import MessageResponse
+
+__all__ = ("AuthController", "provide_auth_service")
+
+
+def provide_auth_service(
+    db_session: NamedDependency[AsyncSession],
+    passwords: NamedDependency[Passwords],
+    token_issuer: NamedDependency[TokenIssuer],
+) -> AuthService:
+    """The auth service for this request's database session."""
+    return AuthService(db_session, passwords=passwords, tokens=token_issuer)
+
+
+class AuthController(Controller):
+    """Accounts and tokens."""
+
+    path = "/api/v1/auth"
+    tags = ["auth"]
+    dependencies = {"auth_service": Provide(provide_auth_service, sync_to_thread=False)}
+
+    @post(
+        "/register",
+        status_code=201,
+        exclude_from_auth=True,
+        security=[{}],
+        summary="Create an account",
+        responses=error_responses(*PUBLIC, *WITH_BODY, WeakPassword, EmailAlreadyRegistered),
+    )
+    async def register(
+        self, data: JSONBody[RegisterRequest], auth_service: NamedDependency[AuthService]
+    ) -> TokenResponse:
+        """Create an account and return a bearer token for it."""
+        return await auth_service.register(data)
+
+    @post(
+        "/login",
+        status_code=200,
+        exclude_from_auth=True,
+        security=[{}],
+        summary="Log in",
+        responses=error_responses(*PUBLIC, *WITH_BODY, InvalidCredentials, Forbidden),
+    )
+    async def login(self, data: JSONBody[LoginRequest], auth_service: NamedDependency[AuthService]) -> TokenResponse:
+        """Exchange email and password for a bearer token."""
+        return await auth_service.login(data)
+
+    @post("/logout", status_code=200, summary="Log out", responses=error_responses(*AUTHENTICATED))
+    async def logout(
+        self, caller: NamedDependency[Caller], auth_service: NamedDependency[AuthService]
+    ) -> MessageResponse:
+        """Revoke the token used for this request (and every token of its login session)."""
+        await auth_service.logout(caller)
+        return MessageResponse(message="Successfully logged out")

@@ -1,0 +1,87 @@
+"""Password hashing (argon2id, off the event loop) and the password policy."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from todo_service.lib.errors import WeakPassword
+
+__all__ = ("MIN_PASSWORD_LENGTH", "Passwords", "check_password_policy")
+
+MIN_PASSWORD_LENGTH = 8
+_DUMMY_PASSWORD = "not-a-real-password-only-for-timing"  # noqa: S105
+
+
+class Passwords:
+    """Hashes and verifies passwords on a small pool of its own.
+
+    argon2id costs tens of milliseconds and ``memory_cost`` KiB per call: running it on the event
+    loop would stall every other request, and on the default executor a login burst could take
+    all its threads. One thread per core bounds both the CPU and the memory it can claim.
+    """
+
+    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
+        )
+        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
+        self._dummy_hash: str | None = None
+
+    async def hash(self, password: str) -> str:
+        """Return the argon2id hash of ``password``."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._hasher.hash, password)
+
+    async def verify(self, password_hash: str, password: str) -> bool:
+        """Whether ``password`` matches ``password_hash`` (a malformed hash never matches)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._verify_sync, password_hash, password)
+
+    async def verify_nothing(self, password: str) -> None:
+        """Spend the time of one verification, for an unknown account, so timing reveals nothing."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self.hash(_DUMMY_PASSWORD)
+        await self.verify(self._dummy_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether the hash was made with other parameters than the current ones."""
+        try:
+            return self._hasher.check_needs_rehash(password_hash)
+        except InvalidHashError:
+            return True
+
+    def close(self) -> None:
+        """Stop the hashing threads (at application shutdown)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _verify_sync(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def check_password_policy(password: str, email: str) -> None:
+    """Refuse weak passwords with one message listing every rule that is not met.
+
+    Raises:
+        WeakPassword: if any rule is broken.
+    """
+    problems: list[str] = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"be at least {MIN_PASSWORD_LENGTH} characters long")
+    if not any(c.islower() for c in password):
+        problems.append("contain a lower-case letter")
+    if not any(c.isupper() for c in password):
+        problems.append("contain an upper-case letter")
+    if not any(c.isdigit() for c in password):
+        problems.append("contain a digit")
+    lowered = password.casefold()
+    local_part = email.partition("@")[0].casefold()
+    if email.casefold() in lowered or (len(local_part) >= 3 and local_part in lowered):  # noqa: PLR2004
+        problems.append("not contain the email address or its name part")
+    if problems:
+        raise WeakPassword("The password must " + "; ".join(problems))

@@ -1,0 +1,88 @@
+"""SQLAlchemy models. Timestamps are timezone-aware UTC on both PostgreSQL and SQLite."""
+
+import enum
+from datetime import datetime
+from uuid import UUID
+
+from advanced_alchemy.base import UUIDAuditBase, UUIDBase
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+__all__ = ("AuthSession", "Priority", "Role", "Task", "User")
+
+
+class Role(enum.StrEnum):
+    """What a user may do: guests read, users read and write their own, admins also manage users."""
+
+    ADMIN = "admin"
+    USER = "user"
+    GUEST = "guest"
+
+
+class Priority(enum.StrEnum):
+    """Task priority, ordered from least to most pressing."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+def _string_enum(enum_type: type[enum.StrEnum], name: str) -> Enum:
+    """A VARCHAR with a CHECK constraint (portable; no PostgreSQL ENUM type to migrate)."""
+    return Enum(
+        enum_type,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class User(UUIDAuditBase):
+    """An account. ``email`` is stored lower-cased, which makes its uniqueness case-insensitive."""
+
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    # Deferred: loaded only by the queries that verify a password.
+    password_hash: Mapped[str] = mapped_column(String(255), deferred=True)
+    role: Mapped[Role] = mapped_column(_string_enum(Role, "role"), default=Role.USER)
+    is_active: Mapped[bool] = mapped_column(default=True)
+
+
+class Task(UUIDAuditBase):
+    """A to-do item owned by one user."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (
+        # Default listing (newest first, id as tiebreaker) and every per-user filter start here.
+        Index("ix_tasks_user_id_created_at", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_id_completed", "user_id", "completed"),
+        Index("ix_tasks_user_id_due_date", "user_id", "due_date"),
+    )
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(1000))
+    completed: Mapped[bool] = mapped_column(default=False)
+    priority: Mapped[Priority] = mapped_column(_string_enum(Priority, "priority"), default=Priority.MEDIUM)
+    due_date: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class AuthSession(UUIDBase):
+    """One login: every token issued for it dies with it (logout, password change, deactivation)."""
+
+    __tablename__ = "auth_sessions"
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    # When the last token of this session expires; pruned after that.
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces, one concern a module."""

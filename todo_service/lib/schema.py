@@ -1,0 +1,49 @@
+"""Building blocks for request and response bodies (msgspec structs, snake_case on the wire)."""
+
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = ("NON_BLANK", "NO_NUL", "Email", "MessageResponse", "Password", "PersonName", "RequestBody")
+
+# PostgreSQL cannot store NUL characters in text: refuse them at the edge, not as a 500 later.
+NO_NUL = r"^[^\x00]*$"
+NON_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"
+
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=255,
+        pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$",
+        description="An email address; compared case-insensitively and stored lower-cased.",
+        examples=["ada@example.com"],
+    ),
+]
+PersonName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NON_BLANK, examples=["Ada"])]
+Password = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        description="At least 8 characters with a lower-case letter, an upper-case letter and a digit.",
+        examples=["Correct-Horse-42"],
+    ),
+]
+
+
+class RequestBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Base for request bodies: an unknown field is a client mistake, answered with a 422."""
+
+    def sent_fields(self) -> dict[str, Any]:
+        """The fields the client actually sent (``None`` included), for partial updates.
+
+        Advanced Alchemy's ``update`` cannot take structs that still hold ``UNSET``.
+        """
+        return {name: value for name in self.__struct_fields__ if (value := getattr(self, name)) is not msgspec.UNSET}
+
+
+class MessageResponse(msgspec.Struct, frozen=True):
+    """A confirmation with nothing else to return."""
+
+    message: str

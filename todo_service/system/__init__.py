@@ -1,0 +1,1 @@
+"""System: liveness and readiness probes."""

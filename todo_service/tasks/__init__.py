@@ -1,0 +1,1 @@
+"""Tasks: a user's to-do items (``/api/v1/users/{user_id}/tasks``)."""

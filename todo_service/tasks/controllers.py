@@ -1,0 +1,161 @@
+"""``/api/v1/users/{user_id}/tasks``: a user's tasks."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_service.auth.access import Caller
+from todo_service.db.models import Priority
+from todo_service.lib.errors import Forbidden, NotFound, TaskNotFound
+from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
+from todo_service.lib.schema import MessageResponse
+from todo_service.tasks.schemas import (
+    SORT_PATTERN,
+    TaskCompletion,
+    TaskCreate,
+    TaskFilters,
+    TaskPage,
+    TaskRead,
+    TaskUpdate,
+)
+from todo_service.tasks.services import TaskService
+
+__all__ = ("TaskController", "provide_task_service")
+
+
+def provide_task_service(db_session: NamedDependency[AsyncSession]) -> TaskService:
+    """The task service for this request's database session."""
+    return TaskService(session=db_session)
+
+
+# A malformed id in the path matches no route: 404 NOT_FOUND, like any unknown URL.
+_READ_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound)
+_TASK_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound, TaskNotFound)
+_WRITE_ERRORS = error_responses(*AUTHENTICATED, *WITH_BODY, Forbidden, NotFound, TaskNotFound)
+
+
+class TaskController(Controller):
+    """A user's tasks. Another user's task answers 404, exactly like a missing one."""
+
+    path = "/api/v1/users/{user_id:uuid}/tasks"
+    tags = ["tasks"]
+    dependencies = {"task_service": Provide(provide_task_service, sync_to_thread=False)}
+
+    @get(summary="List tasks", responses=_READ_ERRORS)
+    async def list_tasks(  # noqa: PLR0913  (one argument per documented query parameter)
+        self,
+        *,
+        user_id: FromPath[UUID],
+        caller: NamedDependency[Caller],
+        task_service: NamedDependency[TaskService],
+        completed: Annotated[bool | None, QueryParameter(description="Only done (true) or open (false) tasks")] = None,
+        priority: Annotated[Priority | None, QueryParameter(description="Only tasks of this priority")] = None,
+        search: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=200,
+                pattern=r"^[^\x00]*$",
+                description="Case-insensitive text in title or description (% and _ match themselves)",
+            ),
+        ] = None,
+        due_before: Annotated[datetime | None, QueryParameter(description="Due strictly before this time")] = None,
+        due_after: Annotated[datetime | None, QueryParameter(description="Due strictly after this time")] = None,
+        overdue: Annotated[
+            bool | None, QueryParameter(description="Only open tasks past their due date (true), or the rest")
+        ] = None,
+        sort: Annotated[
+            str,
+            QueryParameter(
+                pattern=SORT_PATTERN,
+                description=(
+                    "Comma-separated fields, '-' for descending: created_at, updated_at, due_date, priority, "
+                    "title, completed. Tasks without a due date come last; id breaks ties."
+                ),
+            ),
+        ] = "-created_at",
+        page: Annotated[int, QueryParameter(ge=1, description="Page number, from 1")] = 1,
+        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Tasks per page")] = 20,
+    ) -> TaskPage:
+        """A page of the user's tasks, newest first unless sorted otherwise, with the total count."""
+        filters = TaskFilters(
+            completed=completed,
+            priority=priority,
+            search=search,
+            due_before=due_before,
+            due_after=due_after,
+            overdue=overdue,
+            sort=tuple(sort.split(",")),
+            page=page,
+            limit=limit,
+        )
+        return await task_service.list_page(caller, user_id, filters)
+
+    @post(summary="Create a task", responses=_WRITE_ERRORS)
+    async def create_task(
+        self,
+        user_id: FromPath[UUID],
+        data: JSONBody[TaskCreate],
+        caller: NamedDependency[Caller],
+        task_service: NamedDependency[TaskService],
+    ) -> Response[TaskRead]:
+        """Add a task; the ``Location`` header points at it."""
+        task = await task_service.create_task(caller, user_id, data)
+        return Response(task, status_code=201, headers={"Location": f"{self.path_for(user_id)}/{task.id}"})
+
+    @get("/{task_id:uuid}", summary="Read a task", responses=_TASK_ERRORS)
+    async def get_task(
+        self,
+        user_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        caller: NamedDependency[Caller],
+        task_service: NamedDependency[TaskService],
+    ) -> TaskRead:
+        """One task."""
+        return await task_service.get_task(caller, user_id, task_id)
+
+    @put("/{task_id:uuid}", summary="Change a task", responses=_WRITE_ERRORS)
+    async def update_task(
+        self,
+        user_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        data: JSONBody[TaskUpdate],
+        caller: NamedDependency[Caller],
+        task_service: NamedDependency[TaskService],
+    ) -> TaskRead:
+        """Change any fields: omitted ones stay as they are, ``null`` clears description or due_date."""
+        return await task_service.update_task(caller, user_id, task_id, data.sent_fields())
+
+    @delete("/{task_id:uuid}", status_code=200, summary="Delete a task", responses=_TASK_ERRORS)
+    async def delete_task(
+        self,
+        user_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        caller: NamedDependency[Caller],
+        task_service: NamedDependency[TaskService],
+    ) -> MessageResponse:
+        """Delete a task for good."""
+        await task_service.delete_task(caller, user_id, task_id)
+        return MessageResponse(message="Task deleted successfully")
+
+    @patch("/{task_id:uuid}/complete", summary="Mark a task done or not done", responses=_WRITE_ERRORS)
+    async def complete_task(
+        self,
+        user_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        data: JSONBody[TaskCompletion],
+        caller: NamedDependency[Caller],
+        task_service: NamedDependency[TaskService],
+    ) -> TaskRead:
+        """Set ``completed``; ``completed_at`` is stamped on completion and cleared on reopening."""
+        return await task_service.complete(caller, user_id, task_id, completed=data.completed)
+
+    @staticmethod
+    def path_for(user_id: UUID) -> str:
+        """The collection URL of a user's tasks."""
+        return f"/api/v1/users/{user_id}/tasks"

@@ -1,0 +1,90 @@
+"""Bodies and query of the ``/users/{user_id}/tasks`` routes."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+
+from todo_service.db.models import Priority
+from todo_service.lib.schema import NO_NUL, NON_BLANK, RequestBody
+
+__all__ = ("SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskPage", "TaskRead", "TaskUpdate")
+
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NON_BLANK, examples=["Write the report"])]
+Description = Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL, examples=["Two pages, with figures"])]
+DueDate = Annotated[
+    datetime,
+    msgspec.Meta(
+        description="ISO 8601; a value without a UTC offset is taken as UTC.",
+        examples=["2030-01-31T17:00:00Z"],
+    ),
+]
+
+_SORT_KEY = r"-?(created_at|updated_at|due_date|priority|title|completed)"
+SORT_PATTERN = rf"^{_SORT_KEY}(,{_SORT_KEY})*$"
+
+
+class TaskFilters(msgspec.Struct, frozen=True, kw_only=True):
+    """What a listing asks for: filters, order and page (``None`` means no filter)."""
+
+    completed: bool | None = None
+    priority: Priority | None = None
+    search: str | None = None
+    due_before: datetime | None = None
+    due_after: datetime | None = None
+    overdue: bool | None = None
+    sort: tuple[str, ...] = ("-created_at",)
+    page: int = 1
+    limit: int = 20
+
+
+class TaskRead(msgspec.Struct, frozen=True):
+    """A task. Field order matches the columns the services select."""
+
+    id: UUID
+    user_id: UUID
+    title: str
+    description: str | None
+    completed: bool
+    priority: Priority
+    due_date: datetime | None
+    completed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskPage(msgspec.Struct, frozen=True):
+    """One page of a task listing and where it sits in the whole."""
+
+    items: list[TaskRead]
+    total: int
+    page: int
+    limit: int
+    pages: int
+
+
+class TaskCreate(RequestBody, kw_only=True):
+    """A new task; only the title is required."""
+
+    title: Title
+    description: Description | None = None
+    completed: bool = False
+    priority: Priority = Priority.MEDIUM
+    due_date: DueDate | None = None
+
+
+class TaskUpdate(RequestBody, kw_only=True):
+    """Fields to change: an omitted field stays as it is, ``null`` clears description or due_date."""
+
+    title: Title | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType | None = msgspec.UNSET
+    completed: bool | msgspec.UnsetType = msgspec.UNSET
+    priority: Priority | msgspec.UnsetType = msgspec.UNSET
+    due_date: DueDate | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class TaskCompletion(RequestBody):
+    """Mark a task done or not done."""
+
+    completed: bool

@@ -1,0 +1,1 @@
+"""Users: the caller's own account (``/api/v1/users/me``)."""

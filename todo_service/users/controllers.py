@@ -1,0 +1,45 @@
+"""``/api/v1/users/me``: the caller's own account."""
+
+from litestar import Controller, get, put
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from todo_service.auth.access import Caller
+from todo_service.lib.errors import EmailAlreadyRegistered, Forbidden
+from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
+from todo_service.users.schemas import UserRead, UserUpdate
+from todo_service.users.services import UserService
+
+__all__ = ("UserController", "provide_user_service")
+
+
+def provide_user_service(db_session: NamedDependency[AsyncSession]) -> UserService:
+    """The user service for this request's database session."""
+    return UserService(session=db_session)
+
+
+class UserController(Controller):
+    """The caller's own account."""
+
+    path = "/api/v1/users/me"
+    tags = ["users"]
+    dependencies = {"user_service": Provide(provide_user_service, sync_to_thread=False)}
+
+    @get(summary="Read my account", responses=error_responses(*AUTHENTICATED))
+    async def get_me(self, caller: NamedDependency[Caller], user_service: NamedDependency[UserService]) -> UserRead:
+        """The account the bearer token belongs to."""
+        return await user_service.get_me(caller)
+
+    @put(
+        summary="Change my account",
+        responses=error_responses(*AUTHENTICATED, *WITH_BODY, Forbidden, EmailAlreadyRegistered),
+    )
+    async def update_me(
+        self,
+        data: JSONBody[UserUpdate],
+        caller: NamedDependency[Caller],
+        user_service: NamedDependency[UserService],
+    ) -> UserRead:
+        """Change first name, last name or email; omitted fields stay as they are."""
+        return await user_service.update_me(caller, data)

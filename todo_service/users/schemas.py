@@ -1,0 +1,32 @@
+"""Bodies of the ``/users`` routes."""
+
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
+
+from todo_service.db.models import Role
+from todo_service.lib.schema import Email, PersonName, RequestBody
+
+__all__ = ("UserRead", "UserUpdate")
+
+
+class UserRead(msgspec.Struct, frozen=True):
+    """An account as its owner (or an admin) sees it."""
+
+    id: UUID
+    email: str
+    first_name: str
+    last_name: str
+    role: Role
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserUpdate(RequestBody, kw_only=True):
+    """Fields to change; omitted ones stay as they are."""
+
+    first_name: PersonName | msgspec.UnsetType = msgspec.UNSET
+    last_name: PersonName | msgspec.UnsetType = msgspec.UNSET
+    email: Email | msgspec.UnsetType = msgspec.UNSET
