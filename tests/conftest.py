@@ -10,19 +10,19 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from tests.factories import Account, register
+from tests.factories import Account, make_settings, register
 from tests.servers import postgres_server
 from todo_service.app import create_app
 from todo_service.db.models import AuthSession, Task, User
 from todo_service.lib.database import database_config
-from todo_service.settings import Settings, normalize_database_url
+from todo_service.settings import normalize_database_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -30,22 +30,6 @@ if TYPE_CHECKING:
     from litestar import Litestar
 
 BACKENDS = ("sqlite", "postgresql")
-TEST_SECRET = "test-signing-key-0123456789abcdef0123456789abcdef"
-
-
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings for tests: a fixed key and a cheap argon2 profile (tests only)."""
-    values: dict[str, Any] = {
-        "app_env": "test",
-        "database_url": database_url,
-        "secret_key": TEST_SECRET,
-        "argon2_time_cost": 1,
-        "argon2_memory_cost": 8,
-        "argon2_parallelism": 1,
-        "log_level": "WARNING",
-    }
-    values.update(overrides)
-    return Settings(**values)
 
 
 def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:

@@ -9,9 +9,27 @@ from typing import Any
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from todo_service.settings import Settings
+
 Client = AsyncTestClient[Litestar]
+TEST_SECRET = "test-signing-key-0123456789abcdef0123456789abcdef"
 PASSWORD = "Correct-Horse-42"
 _counter = itertools.count(1)
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for tests: a fixed key and a cheap argon2 profile (tests only)."""
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 8,
+        "argon2_parallelism": 1,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -11,6 +12,8 @@ import jwt
 import msgspec
 from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
+
+from todo_service.lib.schema import PATTERN_MEANINGS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -249,18 +252,27 @@ class ServiceUnavailable(AppError):
     default_detail = "The service is temporarily unavailable"
 
 
+_REGEX_MESSAGE = re.compile(r"matching regex '(?P<pattern>.*)'$")
+
+
+def _field_error(item: Mapping[str, Any]) -> FieldError:
+    """One of Litestar's validation details, with a readable message and a plain source name."""
+    message = str(item.get("message", "invalid value"))
+    # msgspec names the regex a string failed; say what the regex means instead.
+    message = _REGEX_MESSAGE.sub(lambda m: PATTERN_MEANINGS.get(m["pattern"], m[0]), message)
+    key = str(item.get("key") or "data")
+    source = item.get("source")
+    return FieldError(
+        field="body" if key == "data" else key,
+        message=message,
+        source=str(getattr(source, "value", source)) if source else None,
+    )
+
+
 def _validation_error(exc: ValidationException) -> ValidationFailed:
     """Litestar's validation details (``extra``) become field errors; the first one leads the detail."""
     items = exc.extra if isinstance(exc.extra, list) else []
-    errors = [
-        FieldError(
-            field=str(item.get("key") or "body"),
-            message=str(item.get("message", "invalid value")),
-            source=str(item["source"]) if item.get("source") else None,
-        )
-        for item in items
-        if isinstance(item, dict)
-    ]
+    errors = [_field_error(item) for item in items if isinstance(item, dict)]
     if not errors:
         return ValidationFailed()
     first = errors[0]

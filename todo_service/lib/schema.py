@@ -4,18 +4,43 @@ from typing import Annotated, Any
 
 import msgspec
 
-__all__ = ("NON_BLANK", "NO_NUL", "Email", "MessageResponse", "Password", "PersonName", "RequestBody")
+__all__ = (
+    "NON_BLANK",
+    "NO_NUL",
+    "PATTERN_MEANINGS",
+    "Email",
+    "MessageResponse",
+    "Password",
+    "PersonName",
+    "RequestBody",
+    "explain_pattern",
+)
 
 # PostgreSQL cannot store NUL characters in text: refuse them at the edge, not as a 500 later.
 NO_NUL = r"^[^\x00]*$"
 NON_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"
+EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
+
+# What each pattern means, for validation messages (msgspec only quotes the regex, as repr shows it).
+PATTERN_MEANINGS: dict[str, str] = {}
+
+
+def explain_pattern(pattern: str, meaning: str) -> str:
+    """Register what ``pattern`` means for error messages; returns the pattern."""
+    PATTERN_MEANINGS[repr(pattern)[1:-1]] = meaning
+    return pattern
+
+
+explain_pattern(NO_NUL, "without NUL characters")
+explain_pattern(NON_BLANK, "that is not blank, without NUL characters")
+explain_pattern(EMAIL_PATTERN, "that is an email address")
 
 Email = Annotated[
     str,
     msgspec.Meta(
         min_length=3,
         max_length=255,
-        pattern=r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$",
+        pattern=EMAIL_PATTERN,
         description="An email address; compared case-insensitively and stored lower-cased.",
         examples=["ada@example.com"],
     ),

@@ -13,7 +13,7 @@ from todo_service.auth.access import Caller
 from todo_service.db.models import Priority
 from todo_service.lib.errors import Forbidden, NotFound, TaskNotFound
 from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
-from todo_service.lib.schema import MessageResponse
+from todo_service.lib.schema import NO_NUL, MessageResponse
 from todo_service.tasks.schemas import (
     SORT_PATTERN,
     TaskCompletion,
@@ -60,7 +60,7 @@ class TaskController(Controller):
             QueryParameter(
                 min_length=1,
                 max_length=200,
-                pattern=r"^[^\x00]*$",
+                pattern=NO_NUL,
                 description="Case-insensitive text in title or description (% and _ match themselves)",
             ),
         ] = None,

@@ -7,7 +7,7 @@ from uuid import UUID
 import msgspec
 
 from todo_service.db.models import Priority
-from todo_service.lib.schema import NO_NUL, NON_BLANK, RequestBody
+from todo_service.lib.schema import NO_NUL, NON_BLANK, RequestBody, explain_pattern
 
 __all__ = ("SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskPage", "TaskRead", "TaskUpdate")
 
@@ -22,7 +22,11 @@ DueDate = Annotated[
 ]
 
 _SORT_KEY = r"-?(created_at|updated_at|due_date|priority|title|completed)"
-SORT_PATTERN = rf"^{_SORT_KEY}(,{_SORT_KEY})*$"
+SORT_PATTERN = explain_pattern(
+    rf"^{_SORT_KEY}(,{_SORT_KEY})*$",
+    "of comma-separated fields among created_at, updated_at, due_date, priority, title, completed "
+    "(each may start with '-' for descending)",
+)
 
 
 class TaskFilters(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,48 @@
+# The one place every command lives. `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Install the project and its dev tools into .venv, exactly as uv.lock pins them
+sync:
+    uv sync --frozen
+
+# Apply the database migrations to DATABASE_URL (default: SQLite file todo.db)
+migrate: sync
+    uv run --frozen todo-service database upgrade --no-prompt
+
+# Migrate, then serve the API on http://127.0.0.1:8000 (docs at /api/docs)
+run host="127.0.0.1" port="8000": migrate
+    uv run --frozen todo-service run --host {{ host }} --port {{ port }}
+
+# The whole test suite, on SQLite and a real PostgreSQL, with coverage (>= 90%, auth code 100%)
+test *args: sync _postgres
+    uv run --frozen pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=90 {{ args }}
+    @echo "auth code coverage (must be 100%):"
+    uv run --frozen coverage report --include='todo_service/auth/*' --fail-under=100
+
+# Lint, check formatting and type-check (strict)
+lint: sync
+    uv run --frozen ruff check .
+    uv run --frozen ruff format --check .
+    uv run --frozen mypy
+
+# Format the code and apply safe lint fixes
+fmt: sync
+    uv run --frozen ruff format .
+    uv run --frozen ruff check --fix .
+
+# PostgreSQL binaries for the tests' throwaway cluster (skipped when TEST_DATABASE_URL is set)
+_postgres:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [[ -n "${TEST_DATABASE_URL:-}" ]] || compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then exit 0; fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
+        echo "PostgreSQL binaries are missing: install postgresql, or set TEST_DATABASE_URL" >&2; exit 1
+    fi
+    echo "installing PostgreSQL (apt-get install postgresql)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q postgresql > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q postgresql > /dev/null; }
