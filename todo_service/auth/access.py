@@ -9,7 +9,7 @@ on that rare path only) tells a dead session (401) or a forbidden act (403) from
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, and_, false, select, true
@@ -20,7 +20,9 @@ from todo_service.lib.errors import Forbidden, InvalidToken, TokenRevoked
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ("Caller", "caller_may", "explain_refusal")
+    from todo_service.lib.errors import AppError
+
+__all__ = ("Caller", "caller_may", "explain_refusal", "refuse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,3 +80,14 @@ async def explain_refusal(db: AsyncSession, caller: Caller, *, owner_id: UUID, w
         raise Forbidden("Guests can read but not change anything")
     if owner_id != caller.user_id and (write or row.role != Role.ADMIN):
         raise Forbidden("You can only access your own data")
+
+
+async def refuse(db: AsyncSession, caller: Caller, *, owner_id: UUID, write: bool, otherwise: AppError) -> NoReturn:
+    """Raise why a guarded statement found nothing: the refusal, or else ``otherwise`` (a plain miss).
+
+    Raises:
+        TokenRevoked, InvalidToken, Forbidden: see :func:`explain_refusal`.
+        AppError: ``otherwise``, when the caller was allowed and the row simply is not there.
+    """
+    await explain_refusal(db, caller, owner_id=owner_id, write=write)
+    raise otherwise

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import delete, update
 
-from todo_service.auth.access import caller_may, explain_refusal
+from todo_service.auth.access import caller_may, refuse
 from todo_service.auth.passwords import check_password_policy
 from todo_service.auth.schemas import TokenResponse
 from todo_service.db.models import AuthSession
@@ -91,8 +91,8 @@ class AuthService(Service[AuthSession]):
             .values(revoked_at=datetime.now(UTC))
         )
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            await explain_refusal(self.db, caller, owner_id=caller.user_id, write=False)
-            raise TokenRevoked
+            # Allowed a moment later means the session was revoked in between: still revoked.
+            await refuse(self.db, caller, owner_id=caller.user_id, write=False, otherwise=TokenRevoked())
 
     async def _start_session(self, user: UserRead) -> TokenResponse:
         """Record a login session and sign a token for it."""

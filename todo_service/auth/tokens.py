@@ -12,16 +12,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from litestar.exceptions import NotAuthorizedException
-from litestar.security.jwt import JWTAuth, Token
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from todo_service.auth.access import Caller
+from todo_service.lib.errors import NotAuthenticated
 
 if TYPE_CHECKING:
     from datetime import timedelta
 
     from litestar.connection import ASGIConnection
+    from litestar.middleware.authentication import AuthenticationResult
 
-__all__ = ("AccessToken", "IssuedToken", "TokenIssuer", "build_jwt_auth", "caller_from_token")
+__all__ = ("AccessToken", "BearerTokenMiddleware", "IssuedToken", "TokenIssuer", "build_jwt_auth", "caller_from_token")
 
 ALGORITHM = "HS256"
 # Routes under these prefixes never need a token (Litestar's own docs and metrics routers).
@@ -45,6 +47,20 @@ class IssuedToken:
     expires_in: int
 
 
+class BearerTokenMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware, refusing tokens sent under any scheme but ``Bearer``.
+
+    Litestar takes whatever follows the first space (``Basic <jwt>`` would pass).
+    """
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        """Authenticate ``Authorization: Bearer <token>`` (scheme case-insensitive, RFC 7235)."""
+        scheme, _, token = connection.headers.get(self.auth_header, "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated
+        return await self.authenticate_token(encoded_token=token.strip(), connection=connection)
+
+
 async def caller_from_token(token: AccessToken, _: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     """Turn verified claims into the caller, without touching the database."""
     try:
@@ -65,6 +81,7 @@ def build_jwt_auth(secret: str, ttl: timedelta) -> JWTAuth[Caller, AccessToken]:
         require_claims=["iat", "jti", "sid"],
         exclude=PUBLIC_PATH_PATTERNS,
         exclude_opt_key=EXCLUDE_FROM_AUTH_KEY,
+        authentication_middleware_class=BearerTokenMiddleware,
         openapi_security_scheme_name="BearerToken",
         description="An access token from `POST /api/v1/auth/login` or `/register`.",
     )

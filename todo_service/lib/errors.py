@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import jwt
 import msgspec
+import sqlalchemy.exc
 from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
@@ -253,25 +254,30 @@ class ServiceUnavailable(AppError):
 
 
 _REGEX_MESSAGE = re.compile(r"matching regex '(?P<pattern>.*)'$")
+# msgspec names a missing or unknown field only inside its message, for the body as a whole.
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`")
+# Litestar's message when a handler expects a body and none was sent.
+_NO_BODY = "'data'"
 
 
 def _field_error(item: Mapping[str, Any]) -> FieldError:
-    """One of Litestar's validation details, with a readable message and a plain source name."""
+    """One of Litestar's validation details, with a readable message, the field it concerns and a plain source."""
     message = str(item.get("message", "invalid value"))
     # msgspec names the regex a string failed; say what the regex means instead.
     message = _REGEX_MESSAGE.sub(lambda m: PATTERN_MEANINGS.get(m["pattern"], m[0]), message)
-    key = str(item.get("key") or "data")
+    field = str(item.get("key") or "data")
+    if field == "data":
+        named = _NAMED_FIELD.match(message)
+        field = named["field"] if named else "body"
     source = item.get("source")
-    return FieldError(
-        field="body" if key == "data" else key,
-        message=message,
-        source=str(getattr(source, "value", source)) if source else None,
-    )
+    return FieldError(field=field, message=message, source=str(getattr(source, "value", source)) if source else None)
 
 
-def _validation_error(exc: ValidationException) -> ValidationFailed:
+def _validation_error(exc: ValidationException) -> AppError:
     """Litestar's validation details (``extra``) become field errors; the first one leads the detail."""
     items = exc.extra if isinstance(exc.extra, list) else []
+    if any(isinstance(item, dict) and item.get("message") == _NO_BODY for item in items):
+        return MalformedRequest("A JSON request body is required")
     errors = [_field_error(item) for item in items if isinstance(item, dict)]
     if not errors:
         return ValidationFailed()
@@ -310,10 +316,22 @@ _LITESTAR_ERRORS: dict[int, Callable[[HTTPException], AppError]] = {
 }
 
 
+# The database (or the network to it) is down or saturated: a retryable 503, not a bug.
+_DEPENDENCY_DOWN = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 def to_app_error(exc: Exception) -> AppError:
     """Map any exception onto the catalogue; unknown ones become a bare 500."""
     if isinstance(exc, AppError):
         return exc
+    if isinstance(exc, _DEPENDENCY_DOWN):
+        return ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"})
     if isinstance(exc, HTTPException):
         if translate := _LITESTAR_ERRORS.get(exc.status_code):
             return translate(exc)
@@ -325,8 +343,10 @@ def to_app_error(exc: Exception) -> AppError:
 def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     """The app's only exception handler: never a stack trace, SQL or repository message to the client."""
     error = to_app_error(exc)
-    if error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+    if isinstance(error, InternalError):
         logger.error("unhandled error on %s %s", request.method, request.scope["path"], exc_info=exc)
+    elif error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        logger.warning("%s %s: %s (%r)", request.method, request.scope["path"], error.detail, exc)
     body = ErrorBody(
         detail=error.detail,
         error_code=error.error_code,

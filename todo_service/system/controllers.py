@@ -3,7 +3,7 @@
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from todo_service.lib.errors import ServiceUnavailable
+from todo_service.lib.errors import InternalError, ServiceUnavailable
 from todo_service.lib.openapi import error_responses
 from todo_service.system.schemas import Health, Readiness
 from todo_service.system.services import ReadinessProbe
@@ -17,7 +17,7 @@ class SystemController(Controller):
     path = "/api/v1/health"
     tags = ["system"]
 
-    @get(exclude_from_auth=True, security=[{}], summary="Liveness")
+    @get(exclude_from_auth=True, security=[{}], summary="Liveness", responses=error_responses(InternalError))
     async def health(self) -> Health:
         """The process serves requests. Touches no dependency, so it stays cheap."""
         return Health()
@@ -27,7 +27,7 @@ class SystemController(Controller):
         exclude_from_auth=True,
         security=[{}],
         summary="Readiness",
-        responses=error_responses(ServiceUnavailable),
+        responses=error_responses(ServiceUnavailable, InternalError),
     )
     async def ready(self, readiness: NamedDependency[ReadinessProbe]) -> Readiness:
         """200 when every dependency answers in time; 503 naming the ones that did not."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, or_, select, update
 
-from todo_service.auth.access import caller_may, explain_refusal
+from todo_service.auth.access import caller_may, explain_refusal, refuse
 from todo_service.db.models import Priority, Task
 from todo_service.lib.errors import Forbidden, TaskNotFound
 from todo_service.lib.service import Service
@@ -139,8 +139,7 @@ class TaskService(Service[Task]):
         )
         row = (await self.db.execute(statement)).one_or_none()
         if row is None:
-            await explain_refusal(self.db, caller, owner_id=owner_id, write=False)
-            raise TaskNotFound
+            await refuse(self.db, caller, owner_id=owner_id, write=False, otherwise=TaskNotFound())
         return TaskRead(*row)
 
     async def create_task(self, caller: Caller, owner_id: UUID, data: TaskCreate) -> TaskRead:
@@ -167,9 +166,8 @@ class TaskService(Service[Task]):
         )
         row = (await self.db.execute(statement)).one_or_none()
         if row is None:
-            await explain_refusal(self.db, caller, owner_id=owner_id, write=True)
-            # Allowed now but refused a moment ago: the caller's role changed in between.
-            raise Forbidden
+            # Allowed now but refused a moment ago means the caller's role changed in between.
+            await refuse(self.db, caller, owner_id=owner_id, write=True, otherwise=Forbidden())
         return TaskRead(*row)
 
     async def update_task(self, caller: Caller, owner_id: UUID, task_id: UUID, changes: dict[str, Any]) -> TaskRead:
@@ -194,8 +192,7 @@ class TaskService(Service[Task]):
         )
         row = (await self.db.execute(statement)).one_or_none()
         if row is None:
-            await explain_refusal(self.db, caller, owner_id=owner_id, write=True)
-            raise TaskNotFound
+            await refuse(self.db, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
         return TaskRead(*row)
 
     async def complete(self, caller: Caller, owner_id: UUID, task_id: UUID, *, completed: bool) -> TaskRead:
@@ -213,8 +210,7 @@ class TaskService(Service[Task]):
         )
         result = await self.db.execute(statement)
         if result.rowcount == 0:  # type: ignore[attr-defined]
-            await explain_refusal(self.db, caller, owner_id=owner_id, write=True)
-            raise TaskNotFound
+            await refuse(self.db, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
 
 
 def _as_utc(value: datetime | None) -> datetime | None:

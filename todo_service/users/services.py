@@ -10,7 +10,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
-from todo_service.auth.access import caller_may, explain_refusal
+from todo_service.auth.access import caller_may, refuse
 from todo_service.db.models import User
 from todo_service.lib.errors import EmailAlreadyRegistered, UserNotFound
 from todo_service.lib.service import Service
@@ -87,8 +87,7 @@ class UserService(Service[User]):
         )
         row = (await self.db.execute(statement)).one_or_none()
         if row is None:
-            await explain_refusal(self.db, caller, owner_id=caller.user_id, write=False)
-            raise UserNotFound
+            await refuse(self.db, caller, owner_id=caller.user_id, write=False, otherwise=UserNotFound())
         return UserRead(*row)
 
     async def update_me(self, caller: Caller, data: UserUpdate) -> UserRead:
@@ -114,6 +113,5 @@ class UserService(Service[User]):
         except IntegrityError:
             raise EmailAlreadyRegistered from None
         if row is None:
-            await explain_refusal(self.db, caller, owner_id=caller.user_id, write=True)
-            raise UserNotFound
+            await refuse(self.db, caller, owner_id=caller.user_id, write=True, otherwise=UserNotFound())
         return UserRead(*row)

@@ -1,0 +1,169 @@
+"""``to_app_error``: every exception Litestar (or anything else) raises maps onto the error catalogue."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    InternalServerException,
+    MethodNotAllowedException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    SerializationException,
+    ServiceUnavailableException,
+    TooManyRequestsException,
+    ValidationException,
+)
+
+from todo_service.lib.errors import AppError, FieldError, TaskNotFound, to_app_error
+from todo_service.lib.schema import EMAIL_PATTERN
+
+
+def caused_by(exc: Exception, cause: BaseException) -> Exception:
+    """``exc`` as if raised ``from cause``."""
+    exc.__cause__ = cause
+    return exc
+
+
+def test_not_found() -> None:
+    error = to_app_error(NotFoundException())
+    assert (error.status_code, error.error_code) == (404, "NOT_FOUND")
+
+
+def test_method_not_allowed_keeps_allow() -> None:
+    error = to_app_error(MethodNotAllowedException(headers={"Allow": "GET, PUT"}))
+    assert (error.status_code, error.error_code) == (405, "METHOD_NOT_ALLOWED")
+    assert error.headers == {"Allow": "GET, PUT"}
+
+
+def test_validation_details_become_field_errors() -> None:
+    exc = ValidationException(
+        detail="Validation failed for POST /x",
+        extra=[
+            {"key": "title", "message": "Expected `str` of length <= 255", "source": "body"},
+            {"key": "limit", "message": "Expected `int` >= 1", "source": "query"},
+        ],
+    )
+    error = to_app_error(exc)
+    assert (error.status_code, error.error_code) == (422, "VALIDATION_ERROR")
+    assert error.errors == [
+        FieldError(field="title", message="Expected `str` of length <= 255", source="body"),
+        FieldError(field="limit", message="Expected `int` >= 1", source="query"),
+    ]
+    assert error.detail == "Invalid title: Expected `str` of length <= 255 (and 1 more)"
+    assert "POST /x" not in error.detail
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ("Object contains unknown field `nickname`", "nickname"),
+        ("Object missing required field `title`", "title"),
+        ("Expected `object`, got `array`", "body"),
+    ],
+)
+def test_validation_of_the_whole_body_names_the_field_if_it_can(message: str, field: str) -> None:
+    error = to_app_error(ValidationException(extra=[{"key": "data", "message": message, "source": "body"}]))
+    assert (error.status_code, error.error_code) == (422, "VALIDATION_ERROR")
+    assert error.errors == [FieldError(field=field, message=message, source="body")]
+
+
+def test_a_missing_body_is_malformed_request() -> None:
+    error = to_app_error(ValidationException(extra=[{"key": "data", "message": "'data'", "source": "body"}]))
+    assert (error.status_code, error.error_code) == (400, "MALFORMED_REQUEST")
+    assert "'data'" not in error.detail
+
+
+def test_validation_regex_messages_say_what_the_regex_means() -> None:
+    message = f"Expected `str` matching regex '{repr(EMAIL_PATTERN)[1:-1]}'"  # as msgspec quotes it
+    error = to_app_error(ValidationException(extra=[{"key": "email", "message": message, "source": "body"}]))
+    assert error.errors is not None
+    assert error.errors[0].message == "Expected `str` that is an email address"
+    assert "regex" not in error.detail
+
+
+def test_validation_without_details_is_still_422() -> None:
+    error = to_app_error(ValidationException())
+    assert (error.status_code, error.error_code, error.errors) == (422, "VALIDATION_ERROR", None)
+
+
+def test_unparseable_body_is_malformed_request() -> None:
+    error = to_app_error(caused_by(ClientException("Malformed body"), SerializationException("bad JSON at 3")))
+    assert (error.status_code, error.error_code) == (400, "MALFORMED_REQUEST")
+    assert "bad JSON" not in error.detail
+
+
+def test_other_400_stays_a_client_error() -> None:
+    error = to_app_error(ClientException("Missing required header"))
+    assert (error.status_code, error.error_code) == (400, "BAD_REQUEST")
+    assert error.detail == "Missing required header"
+
+
+def test_expired_token() -> None:
+    exc = caused_by(NotAuthorizedException("Invalid token"), jwt.ExpiredSignatureError("Signature has expired"))
+    error = to_app_error(exc)
+    assert (error.status_code, error.error_code) == (401, "TOKEN_EXPIRED")
+    assert error.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_missing_token() -> None:
+    error = to_app_error(NotAuthorizedException("No JWT token found in request header"))
+    assert (error.status_code, error.error_code) == (401, "NOT_AUTHENTICATED")
+    assert error.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("cause", [jwt.InvalidSignatureError("bad"), jwt.DecodeError("garbage"), None])
+def test_any_other_token_problem_is_invalid_token(cause: Exception | None) -> None:
+    exc = NotAuthorizedException("Invalid token")
+    error = to_app_error(caused_by(exc, cause) if cause else exc)
+    assert (error.status_code, error.error_code) == (401, "INVALID_TOKEN")
+    assert 'error="invalid_token"' in error.headers["WWW-Authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "code"),
+    [
+        (PermissionDeniedException(), 403, "FORBIDDEN"),
+        (HTTPException(status_code=413), 413, "PAYLOAD_TOO_LARGE"),
+        (HTTPException(status_code=415), 415, "UNSUPPORTED_MEDIA_TYPE"),
+        (HTTPException(status_code=406), 406, "NOT_ACCEPTABLE"),
+        (ServiceUnavailableException(), 503, "SERVICE_UNAVAILABLE"),
+    ],
+)
+def test_litestar_statuses(exc: HTTPException, status: int, code: str) -> None:
+    error = to_app_error(exc)
+    assert (error.status_code, error.error_code) == (status, code)
+
+
+def test_rate_limit_keeps_retry_after() -> None:
+    error = to_app_error(TooManyRequestsException(headers={"Retry-After": "12"}))
+    assert (error.status_code, error.error_code) == (429, "RATE_LIMITED")
+    assert error.headers["Retry-After"] == "12"
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        HTTPException(status_code=502, detail="upstream said: SELECT 1"),
+        InternalServerException("boom"),
+        ValueError("SELECT * FROM users"),
+        RuntimeError("asyncpg.exceptions.ConnectionDoesNotExistError"),
+        KeyError("password_hash"),
+    ],
+)
+def test_everything_else_is_a_bare_internal_error(exc: Exception) -> None:
+    error = to_app_error(exc)
+    assert (error.status_code, error.error_code) == (500, "INTERNAL_ERROR")
+    assert error.detail == "Internal server error"
+    assert error.errors is None
+    assert error.headers == {}
+
+
+def test_app_errors_pass_through() -> None:
+    original = TaskNotFound()
+    assert to_app_error(original) is original
+    assert (original.status_code, original.error_code) == (404, "TASK_NOT_FOUND")
+    assert isinstance(original, AppError)

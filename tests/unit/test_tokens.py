@@ -1,0 +1,120 @@
+"""Access tokens: HS256 JWTs with sub, jti, iat, exp and sid, checked by Litestar's JWT auth."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from litestar.exceptions import NotAuthorizedException
+from litestar.testing import RequestFactory
+
+from tests.factories import TEST_SECRET
+from todo_service.auth.access import Caller
+from todo_service.auth.tokens import AccessToken, IssuedToken, TokenIssuer, build_jwt_auth, caller_from_token
+
+THIRTY_MINUTES = timedelta(minutes=30)
+
+
+def decode(token: str) -> dict[str, Any]:
+    return dict(jwt.decode(token, TEST_SECRET, algorithms=["HS256"]))
+
+
+def access_token(sub: str, sid: str | None, jti: str = "a-jti") -> AccessToken:
+    return AccessToken(exp=datetime.now(UTC) + THIRTY_MINUTES, sub=sub, jti=jti, sid=sid)
+
+
+def test_build_jwt_auth_configures_hs256_bearer_tokens() -> None:
+    auth = build_jwt_auth(TEST_SECRET, THIRTY_MINUTES)
+
+    assert auth.algorithm == "HS256"
+    assert auth.token_secret == TEST_SECRET
+    assert auth.default_token_expiration == THIRTY_MINUTES
+    assert auth.token_cls is AccessToken
+    assert auth.retrieve_user_handler is caller_from_token
+    assert set(auth.require_claims or ()) >= {"iat", "jti", "sid"}
+    assert auth.exclude_opt_key == "exclude_from_auth"
+    assert auth.auth_header == "Authorization"
+
+
+def test_issuer_signs_a_token_with_the_documented_claims() -> None:
+    issuer = TokenIssuer(build_jwt_auth(TEST_SECRET, THIRTY_MINUTES))
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+
+    issued = issuer.issue(user_id, session_id)
+
+    assert isinstance(issued, IssuedToken)
+    assert issued.expires_in == 1800
+    assert jwt.get_unverified_header(issued.access_token)["alg"] == "HS256"
+    claims = decode(issued.access_token)
+    assert claims["sub"] == str(user_id)
+    assert claims["sid"] == str(session_id)
+    assert len(claims["jti"]) == 32
+    int(claims["jti"], 16)
+    assert claims["exp"] - claims["iat"] == 1800
+    assert abs(claims["iat"] - time.time()) < 5
+
+
+def test_issuer_follows_the_configured_lifetime() -> None:
+    issuer = TokenIssuer(build_jwt_auth(TEST_SECRET, timedelta(minutes=5)))
+
+    issued = issuer.issue(uuid.uuid4(), uuid.uuid4())
+
+    assert issuer.ttl_seconds == 300
+    assert issued.expires_in == 300
+    claims = decode(issued.access_token)
+    assert claims["exp"] - claims["iat"] == 300
+
+
+def test_every_token_has_its_own_jti() -> None:
+    issuer = TokenIssuer(build_jwt_auth(TEST_SECRET, THIRTY_MINUTES))
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+
+    jtis = {decode(issuer.issue(user_id, session_id).access_token)["jti"] for _ in range(5)}
+
+    assert len(jtis) == 5
+
+
+def test_issued_tokens_are_not_valid_under_another_secret() -> None:
+    issued = TokenIssuer(build_jwt_auth(TEST_SECRET, THIRTY_MINUTES)).issue(uuid.uuid4(), uuid.uuid4())
+
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(issued.access_token, TEST_SECRET[::-1], algorithms=["HS256"])
+
+
+def test_issued_token_decodes_into_an_access_token_with_its_session() -> None:
+    auth = build_jwt_auth(TEST_SECRET, THIRTY_MINUTES)
+    session_id = uuid.uuid4()
+    issued = TokenIssuer(auth).issue(uuid.uuid4(), session_id)
+
+    token = AccessToken.decode(issued.access_token, TEST_SECRET, "HS256", require_claims=auth.require_claims)
+
+    assert token.sid == str(session_id)
+
+
+async def test_caller_from_token_reads_user_session_and_token_ids() -> None:
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+
+    caller = await caller_from_token(access_token(str(user_id), str(session_id), jti="j-1"), RequestFactory().get())
+
+    assert caller == Caller(user_id=user_id, session_id=session_id, token_id="j-1")
+
+
+@pytest.mark.parametrize(
+    ("sub", "sid"),
+    [
+        pytest.param("not-a-uuid", str(uuid.uuid4()), id="sub-not-uuid"),
+        pytest.param(str(uuid.uuid4()), "not-a-uuid", id="sid-not-uuid"),
+        pytest.param(str(uuid.uuid4()), None, id="sid-missing"),
+        pytest.param("12345", "67890", id="both-numbers"),
+    ],
+)
+async def test_caller_from_token_rejects_ids_that_are_not_uuids(sub: str, sid: str | None) -> None:
+    with pytest.raises(NotAuthorizedException) as caught:
+        await caller_from_token(access_token(sub, sid), RequestFactory().get())
+
+    assert caught.value.status_code == 401
+    assert caught.value.detail == "Invalid token"
