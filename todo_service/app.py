@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=openapi_config(__version__),
         request_max_body_size=settings.max_body_bytes,
         lifespan=[_session_pruner(db_config.create_session_maker(), settings.session_prune_interval_seconds)],
+        on_startup=[passwords.prepare],
         on_shutdown=[passwords.close, dispose_engine],
         logging_config=LoggingConfig(
             root={"level": settings.log_level, "handlers": ["queue_listener"]},

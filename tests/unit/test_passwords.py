@@ -143,6 +143,19 @@ async def test_verify_nothing_does_one_verification_with_a_dummy_hash(passwords:
     assert len(recorder.threads) == 3  # the dummy hash is made once
 
 
+async def test_prepare_makes_the_dummy_hash_so_no_login_pays_for_it(passwords: Passwords) -> None:
+    recorder = ThreadRecordingHasher(**CHEAP, type=Type.ID)
+    passwords._hasher = recorder
+
+    await passwords.prepare()
+    assert len(recorder.threads) == 1
+    await passwords.prepare()
+    assert len(recorder.threads) == 1  # made once
+
+    await passwords.verify_nothing(GOOD)
+    assert len(recorder.threads) == 2  # a single verification
+
+
 async def test_needs_rehash(passwords: Passwords) -> None:
     current = await passwords.hash(GOOD)
     stronger = PasswordHasher(time_cost=2, memory_cost=8, parallelism=1, type=Type.ID).hash(GOOD)

@@ -40,11 +40,15 @@ class Passwords:
         """Whether ``password`` matches ``password_hash`` (a malformed hash never matches)."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._verify_sync, password_hash, password)
 
-    async def verify_nothing(self, password: str) -> None:
-        """Spend the time of one verification, for an unknown account, so timing reveals nothing."""
+    async def prepare(self) -> None:
+        """Make the dummy hash now (at start), so no login pays for it."""
         if self._dummy_hash is None:
             self._dummy_hash = await self.hash(_DUMMY_PASSWORD)
-        await self.verify(self._dummy_hash, password)
+
+    async def verify_nothing(self, password: str) -> None:
+        """Spend the time of one verification, for an unknown account, so timing reveals nothing."""
+        await self.prepare()
+        await self.verify(self._dummy_hash or "", password)
 
     def needs_rehash(self, password_hash: str) -> bool:
         """Whether the hash was made with other parameters than the current ones."""
