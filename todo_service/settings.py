@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
 import secrets
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_origin
 
 import msgspec
 from dotenv import dotenv_values
+from limits import parse as parse_rate_limit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -66,17 +68,53 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     argon2_memory_cost: Annotated[int, msgspec.Meta(ge=8)] = 65536
     argon2_parallelism: PositiveInt = 4
 
+    refresh_token_expire_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 14
+
+    # Rate limits ("<count>/<period>", moving window), in memory or in Redis when REDIS_URL is set.
+    rate_limit_enabled: bool = True
+    rate_limit_register: str = "5/minute"
+    rate_limit_login: str = "10/minute"
+    rate_limit_refresh: str = "30/minute"
+    rate_limit_per_ip: str = "1200/minute"
+    rate_limit_per_user: str = "600/minute"
+    redis_url: str | None = None
+    redis_timeout: PositiveFloat = 0.25
+    # Peers (IPs or CIDRs) whose X-Forwarded-For is believed; empty: the socket address is the client.
+    trusted_proxies: tuple[str, ...] = ()
+
+    # Account lockout: this many failed logins for one email within the window lock it for the duration.
+    lockout_threshold: PositiveInt = 5
+    lockout_window_seconds: PositiveInt = 900
+    lockout_duration_seconds: PositiveInt = 900
+
+    # Transport: CORS is off unless origins are given; Host must match ALLOWED_HOSTS; HSTS when > 0.
+    cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ("*",)
+    hsts_max_age: Annotated[int, msgspec.Meta(ge=0)] = 0
+
     def __post_init__(self) -> None:
         """Cross-field rules msgspec constraints cannot express."""
+        for name in ("register", "login", "refresh", "per_ip", "per_user"):
+            rule = getattr(self, f"rate_limit_{name}")
+            try:
+                parse_rate_limit(rule)
+            except ValueError:
+                msg = f"RATE_LIMIT_{name.upper()}: expected a rate like '10/minute', got {rule!r}"
+                raise ValueError(msg) from None
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"TRUSTED_PROXIES: {proxy!r} is not an IP address or network") from None
         if self.app_env != "production":
             return
         if not self.secret_key:
-            raise ValueError("SECRET_KEY is required when APP_ENV=production")
+            raise ValueError("SECRET_KEY: required when APP_ENV=production")
         if len(self.secret_key) < _MIN_PRODUCTION_SECRET_LENGTH:
-            msg = f"SECRET_KEY must be at least {_MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+            msg = f"SECRET_KEY: must be at least {_MIN_PRODUCTION_SECRET_LENGTH} characters in production"
             raise ValueError(msg)
         if _PLACEHOLDER_SECRETS.search(self.secret_key):
-            raise ValueError("SECRET_KEY looks like a placeholder; generate one with `openssl rand -hex 32`")
+            raise ValueError("SECRET_KEY: looks like a placeholder; generate one with `openssl rand -hex 32`")
 
     @property
     def is_production(self) -> bool:
@@ -105,7 +143,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             source.update(dotenv_values(env_file))
         source.update(os.environ if environ is None else environ)
         fields = {name: name.upper() for name in cls.__struct_fields__}
-        raw = {name: source[var] for name, var in fields.items() if source.get(var) not in (None, "")}
+        raw: dict[str, str | list[str]] = {
+            name: value for name, var in fields.items() if (value := source.get(var)) not in (None, "")
+        }
+        for field in msgspec.structs.fields(cls):
+            # Lists come as comma-separated values: "https://a.example, https://b.example".
+            if get_origin(field.type) is tuple and isinstance(value := raw.get(field.name), str):
+                raw[field.name] = [item.strip() for item in value.split(",") if item.strip()]
         try:
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
@@ -116,8 +160,8 @@ def _explain(message: str, fields: Mapping[str, str]) -> str:
     """Turn msgspec's ``... - at `$.field``` into a line that names the environment variable."""
     match = re.search(r"^(?P<what>.*?)(?: - at `\$\.(?P<field>\w+)`)?$", message)
     what, field = (match["what"], match["field"]) if match else (message, None)
-    if field is None:
-        return f"invalid settings: {what}"
+    if field is None:  # a rule of __post_init__, whose message starts with the variable's name
+        return f"invalid setting {what}"
     return f"invalid setting {fields.get(field, field.upper())}: {what}"
 
 

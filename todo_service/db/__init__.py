@@ -1,5 +1,5 @@
 """Database models: the tables every feature package reads and writes."""
 
-from todo_service.db.models import AuthSession, Priority, Role, Task, User
+from todo_service.db.models import AuditEvent, AuthSession, LoginFailure, Priority, RefreshToken, Role, Task, User
 
-__all__ = ("AuthSession", "Priority", "Role", "Task", "User")
+__all__ = ("AuditEvent", "AuthSession", "LoginFailure", "Priority", "RefreshToken", "Role", "Task", "User")

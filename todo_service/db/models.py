@@ -6,10 +6,10 @@ from uuid import UUID
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Enum, ForeignKey, Index, String
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-__all__ = ("AuthSession", "Priority", "Role", "Task", "User")
+__all__ = ("AuditEvent", "AuthSession", "LoginFailure", "Priority", "RefreshToken", "Role", "Task", "User")
 
 
 class Role(enum.StrEnum):
@@ -86,3 +86,42 @@ class AuthSession(UUIDBase):
     # When the last token of this session expires; pruned after that.
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class RefreshToken(UUIDBase):
+    """One refresh token of a login session; stored as a SHA-256 hash, used once, then replaced."""
+
+    __tablename__ = "refresh_tokens"
+
+    session_id: Mapped[UUID] = mapped_column(ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    # Set when exchanged for a new pair; presenting it again revokes the whole session (reuse detection).
+    used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class LoginFailure(UUIDBase):
+    """Recent failed logins for one email (known or not), keyed by a keyed hash of the email."""
+
+    __tablename__ = "login_failures"
+
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class AuditEvent(UUIDBase):
+    """A security event. Never holds a password or a token; emails only as a keyed hash."""
+
+    __tablename__ = "audit_events"
+
+    created_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    event: Mapped[str] = mapped_column(String(32), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    # No foreign key: the trail outlives the accounts it mentions.
+    user_id: Mapped[UUID | None] = mapped_column(index=True)
+    email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(255))

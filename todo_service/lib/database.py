@@ -78,7 +78,8 @@ def database_config(settings: Settings, engine: AsyncEngine | None = None) -> SQ
             script_location=str(MIGRATIONS_DIR),
             version_table_name=VERSION_TABLE,
             compare_type=True,
-            # Autogenerate writes our column types as importable paths, not Advanced Alchemy's "sa." aliases.
-            user_module_prefix=None,
+            # Autogenerate writes Advanced Alchemy's types (GUID, DateTimeUTC) through their package,
+            # which migrations import; not as the "sa." aliases its own template patches in.
+            user_module_prefix="advanced_alchemy.types.",
         ),
     )

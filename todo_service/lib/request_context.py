@@ -1,0 +1,72 @@
+"""Who is asking, per request: the client's IP address and the request id, kept in the ASGI scope."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from litestar.types import Scope
+
+__all__ = ("CLIENT_IP_KEY", "REQUEST_ID_KEY", "ClientAddress", "request_id_of")
+
+REQUEST_ID_KEY = "request_id"
+CLIENT_IP_KEY = "client_ip"
+_UNKNOWN = "unknown"
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    return scope.setdefault("state", {})  # type: ignore[typeddict-item]
+
+
+def request_id_of(scope: Scope) -> str | None:
+    """The request id the request-id middleware gave this request, if it ran."""
+    value = _state(scope).get(REQUEST_ID_KEY)
+    return value if isinstance(value, str) else None
+
+
+class ClientAddress:
+    """Finds the client's IP: the socket peer, unless that peer is a trusted proxy.
+
+    Behind trusted proxies, ``X-Forwarded-For`` is read from the right, skipping addresses of
+    trusted proxies; the first other address is the client. Anything a client could forge (the
+    left part of the header, or the header when the peer is not trusted) is ignored.
+    """
+
+    def __init__(self, trusted_proxies: Iterable[str]) -> None:
+        self._trusted = tuple(ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies)
+
+    def of(self, scope: Scope) -> str:
+        """The client IP for this request (computed once, then kept in the scope state)."""
+        state = _state(scope)
+        if (known := state.get(CLIENT_IP_KEY)) is not None:
+            return str(known)
+        client = scope.get("client")
+        address = client[0] if client else _UNKNOWN
+        if self._trusted and self._is_trusted(address):
+            address = self._from_forwarded_for(scope) or address
+        state[CLIENT_IP_KEY] = address
+        return address
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+    def _from_forwarded_for(self, scope: Scope) -> str | None:
+        hops: list[str] = []
+        for name, value in scope.get("headers", ()):
+            if name.lower() == b"x-forwarded-for":
+                hops.extend(hop.strip() for hop in value.decode("latin-1").split(","))
+        for hop in reversed(hops):
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                return None  # a malformed hop: trust nothing further left
+            if not self._is_trusted(hop):
+                return hop
+        return None
