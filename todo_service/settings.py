@@ -143,13 +143,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             source.update(dotenv_values(env_file))
         source.update(os.environ if environ is None else environ)
         fields = {name: name.upper() for name in cls.__struct_fields__}
-        raw: dict[str, str | list[str]] = {
-            name: value for name, var in fields.items() if (value := source.get(var)) not in (None, "")
-        }
-        for field in msgspec.structs.fields(cls):
+        lists = {field.name for field in msgspec.structs.fields(cls) if get_origin(field.type) is tuple}
+        raw: dict[str, str | list[str]] = {}
+        for name, var in fields.items():
+            if not (value := source.get(var)):
+                continue
             # Lists come as comma-separated values: "https://a.example, https://b.example".
-            if get_origin(field.type) is tuple and isinstance(value := raw.get(field.name), str):
-                raw[field.name] = [item.strip() for item in value.split(",") if item.strip()]
+            raw[name] = [item.strip() for item in value.split(",") if item.strip()] if name in lists else value
         try:
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:

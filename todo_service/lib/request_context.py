@@ -18,7 +18,7 @@ _UNKNOWN = "unknown"
 
 
 def _state(scope: Scope) -> dict[str, Any]:
-    return scope.setdefault("state", {})  # type: ignore[typeddict-item]
+    return scope.setdefault("state", {})
 
 
 def request_id_of(scope: Scope) -> str | None:
