@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from advanced_alchemy.base import metadata_registry
 from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+import todo_service.db.models  # noqa: F401  (registers every table)
 from tests.factories import Account, make_settings, register
 from tests.servers import postgres_server
 from todo_service.app import create_app
-from todo_service.db.models import AuthSession, Task, User
 from todo_service.lib.database import database_config
 from todo_service.settings import normalize_database_url
 
@@ -108,7 +109,7 @@ async def _session_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litest
 async def client(_session_client: AsyncTestClient[Litestar], db_engine: AsyncEngine) -> AsyncTestClient[Litestar]:
     """An HTTP client of the app; every test starts with empty tables."""
     async with db_engine.begin() as connection:
-        for table in (Task, AuthSession, User):
+        for table in reversed(metadata_registry.get(None).sorted_tables):
             await connection.execute(delete(table))
     _session_client.headers.clear()
     return _session_client

@@ -27,6 +27,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "argon2_memory_cost": 8,
         "argon2_parallelism": 1,
         "log_level": "WARNING",
+        # Rate limits would count across tests (one client address); their own tests turn them on.
+        "rate_limit_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

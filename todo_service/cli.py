@@ -1,13 +1,35 @@
-"""The ``todo-service`` command: Litestar's CLI bound to this app (``run``, ``database upgrade``, ...)."""
+"""The ``todo-service`` command: Litestar's CLI bound to this app, plus the project's own commands.
+
+``todo-service run`` serves, ``todo-service database upgrade`` migrates (Advanced Alchemy's group),
+``todo-service users create-admin`` makes the first admin (nobody can register as one).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+from typing import TYPE_CHECKING
 
+import click
+import msgspec
+from litestar.cli._utils import LitestarGroup  # the documented base for CLI extension groups
+from litestar.plugins import CLIPluginProtocol
+
+from todo_service.auth.passwords import check_password_policy
+from todo_service.db.models import Role
+from todo_service.lib.audit import Event, Outcome
+from todo_service.lib.errors import AppError
+from todo_service.lib.schema import Email
 from todo_service.settings import SettingsError
+from todo_service.users.services import UserService
 
-__all__ = ("main",)
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+    from todo_service.app import AppContext
+
+__all__ = ("ProjectCommands", "main")
 
 APP_FACTORY = "todo_service.app:create_app"
 
@@ -21,3 +43,68 @@ def main() -> None:
         litestar_group()
     except SettingsError as exc:
         sys.exit(f"todo-service: {exc}")
+
+
+class ProjectCommands(CLIPluginProtocol):
+    """Adds the ``users`` command group to Litestar's CLI."""
+
+    def on_cli_init(self, cli: click.Group) -> None:
+        """Register the commands."""
+        cli.add_command(users)
+
+
+@click.group(cls=LitestarGroup)  # LitestarGroup hands commands the ``app`` they ask for
+def users() -> None:
+    """Manage accounts."""
+
+
+@users.command("create-admin")
+@click.option("--email", required=True, help="The admin's email; an existing account is promoted.")
+@click.option("--first-name", default="Admin", show_default=True, help="For a new account.")
+@click.option("--last-name", default="User", show_default=True, help="For a new account.")
+@click.option(
+    "--password",
+    envvar="TODO_ADMIN_PASSWORD",
+    help="For a new account; asked for when not given (or set TODO_ADMIN_PASSWORD).",
+)
+def create_admin(app: Litestar, email: str, first_name: str, last_name: str, password: str | None) -> None:
+    """Create an admin account, or promote an existing one."""
+    try:
+        msgspec.convert(email, Email)
+    except msgspec.ValidationError:
+        raise click.BadParameter("not an email address", param_hint="--email") from None
+    context: AppContext = app.state.context
+    try:
+        created = asyncio.run(_create_admin(context, email, first_name, last_name, password))
+    except AppError as exc:
+        raise click.ClickException(exc.detail) from None
+    click.echo(f"{email.lower()}: {'admin account created' if created else 'promoted to admin'}")
+
+
+async def _create_admin(context: AppContext, email: str, first_name: str, last_name: str, password: str | None) -> bool:
+    """True when an account was created, False when an existing one was promoted."""
+    trail = context.audit_log.offline_trail("cli")
+    passwords = context.auth_config.passwords
+    try:
+        async with context.session_maker() as db, db.begin():
+            service = UserService(db, passwords=passwords, audit=trail)
+            if (user := await service.promote_to_admin(email)) is not None:
+                trail.record(Event.ROLE_CHANGED, Outcome.SUCCESS, user_id=user.id, detail="promoted to admin by CLI")
+                created = False
+            else:
+                password = password or click.prompt("Password", hide_input=True, confirmation_prompt=True)
+                check_password_policy(password, email)
+                user = await service.create_account(
+                    email=email,
+                    password_hash=await passwords.hash(password),
+                    first_name=first_name,
+                    last_name=last_name,
+                    role=Role.ADMIN,
+                )
+                trail.record(Event.ADMIN_CREATED, Outcome.SUCCESS, user_id=user.id, email=user.email)
+                created = True
+        await context.audit_log.flush_trail(trail)
+        return created
+    finally:
+        passwords.close()
+        await context.engine.dispose()

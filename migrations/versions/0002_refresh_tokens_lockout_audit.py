@@ -56,7 +56,7 @@ def upgrade() -> None:
         sa.Column("user_id", GUID(length=16), nullable=True),
         sa.Column("email_hash", sa.String(length=64), nullable=True),
         sa.Column("ip", sa.String(length=45), nullable=True),
-        sa.Column("request_id", sa.String(length=64), nullable=True),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
         sa.Column("detail", sa.String(length=255), nullable=True),
         sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),

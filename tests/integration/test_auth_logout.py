@@ -13,11 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.factories import TEST_SECRET, Account, Client, create_task, login
 from todo_service.auth.access import Caller
+from todo_service.auth.lockout import LockoutPolicy
 from todo_service.auth.passwords import Passwords
-from todo_service.auth.services import AuthService, prune_expired_sessions
+from todo_service.auth.services import AuthConfig, AuthService
+from todo_service.auth.sessions import prune_expired_sessions
 from todo_service.auth.tokens import TokenIssuer, build_jwt_auth
 from todo_service.db.models import AuthSession, User
+from todo_service.lib.audit import AuditLog
 from todo_service.lib.errors import TokenRevoked
+from todo_service.lib.request_context import ClientAddress
 
 if TYPE_CHECKING:
     from httpx import Response
@@ -169,7 +173,7 @@ async def test_prune_expired_sessions_uses_the_given_time(
     assert len(await session_rows(db_engine)) == 2
 
     async with AsyncSession(db_engine) as db, db.begin():
-        assert await prune_expired_sessions(db, now=datetime.now(UTC) + timedelta(minutes=31)) == 2
+        assert await prune_expired_sessions(db, now=datetime.now(UTC) + timedelta(days=15)) == 2
     assert await session_rows(db_engine) == {}
 
 
@@ -188,7 +192,14 @@ async def test_logout_racing_a_reactivation_still_refuses(client: Client, accoun
     try:
         async with AsyncSession(engine) as db, db.begin():
             await db.execute(update(User).where(User.id == caller.user_id).values(is_active=False))
-            service = AuthService(db, passwords=passwords, tokens=service_tokens)
+            config = AuthConfig(
+                passwords=passwords,
+                tokens=service_tokens,
+                lockout=LockoutPolicy(threshold=5, window=timedelta(minutes=15), duration=timedelta(minutes=15)),
+                session_ttl=timedelta(days=14),
+            )
+            audit = AuditLog(engine, TEST_SECRET).trail({"type": "http", "state": {}}, ClientAddress(()))  # type: ignore[arg-type]
+            service = AuthService(db, config=config, audit=audit)
             with pytest.raises(TokenRevoked):
                 await service.logout(caller)
     finally:

@@ -1,9 +1,10 @@
 """Who may do what, decided inside the query that does it.
 
-A request's statement carries :func:`caller_may` as one more condition, so checking the token's
-session (logout, deactivation) and the caller's role costs no extra round trip and takes effect at
-once on every worker. When such a statement finds nothing, :func:`explain_refusal` (one more query,
-on that rare path only) tells a dead session (401) or a forbidden act (403) from a plain miss (404).
+A request's statement carries :func:`caller_may` (or :func:`caller_is_admin`) as one more
+condition, so checking the token's session (logout, deactivation) and the caller's role costs no
+extra round trip and takes effect at once on every worker. When such a statement finds nothing,
+:func:`explain_refusal` (one more query, on that rare path only) tells a dead session (401) or a
+forbidden act (403) from a plain miss (404).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, and_, false, select, true
+from sqlalchemy import ColumnElement, Select, false, select, true
 
 from todo_service.db.models import AuthSession, Role, User
 from todo_service.lib.errors import Forbidden, InvalidToken, TokenRevoked
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from todo_service.lib.errors import AppError
 
-__all__ = ("Caller", "caller_may", "explain_refusal", "refuse")
+__all__ = ("Caller", "caller_is_admin", "caller_may", "explain_refusal", "refuse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,20 @@ class Caller:
     user_id: UUID
     session_id: UUID
     token_id: str
+
+
+def _live_session(caller: Caller) -> Select[tuple[UUID]]:
+    """The caller's session, if it is unrevoked and its account active."""
+    return (
+        select(AuthSession.id)
+        .join(User, User.id == AuthSession.user_id)
+        .where(
+            AuthSession.id == caller.session_id,
+            AuthSession.user_id == caller.user_id,
+            AuthSession.revoked_at.is_(None),
+            User.is_active,
+        )
+    )
 
 
 def caller_may(caller: Caller, *, owner_id: UUID, write: bool) -> ColumnElement[bool]:
@@ -44,26 +59,30 @@ def caller_may(caller: Caller, *, owner_id: UUID, write: bool) -> ColumnElement[
         role_rule = false() if write else User.role == Role.ADMIN
     elif write:
         role_rule = User.role != Role.GUEST
-    return (
-        select(AuthSession.id)
-        .join(User, User.id == AuthSession.user_id)
-        .where(
-            AuthSession.id == caller.session_id,
-            AuthSession.user_id == caller.user_id,
-            AuthSession.revoked_at.is_(None),
-            and_(User.is_active, role_rule),
-        )
-        .exists()
-    )
+    return _live_session(caller).where(role_rule).exists()
 
 
-async def explain_refusal(db: AsyncSession, caller: Caller, *, owner_id: UUID, write: bool) -> None:
-    """Raise why a statement guarded by :func:`caller_may` found nothing; return if it was a plain miss.
+def caller_is_admin(caller: Caller) -> ColumnElement[bool]:
+    """SQL condition: the caller's session is live and its user is an admin."""
+    return _live_session(caller).where(User.role == Role.ADMIN).exists()
+
+
+async def explain_refusal(
+    db: AsyncSession, caller: Caller, *, owner_id: UUID | None = None, write: bool = False, admin: bool = False
+) -> None:
+    """Raise why a guarded statement found nothing; return if it was a plain miss.
+
+    Args:
+        db: The request's session.
+        caller: Who asked.
+        owner_id: Whose data the statement touched (guarded by :func:`caller_may`).
+        write: Whether it changed data.
+        admin: Whether it was guarded by :func:`caller_is_admin`.
 
     Raises:
         TokenRevoked: the session was logged out or revoked (or no longer exists).
         InvalidToken: the account was deactivated.
-        Forbidden: the caller's role does not allow this on ``owner_id``'s data.
+        Forbidden: the caller's role does not allow this.
     """
     row = (
         await db.execute(
@@ -76,18 +95,28 @@ async def explain_refusal(db: AsyncSession, caller: Caller, *, owner_id: UUID, w
         raise TokenRevoked
     if not row.is_active:
         raise InvalidToken("The account is deactivated")
+    if admin and row.role != Role.ADMIN:
+        raise Forbidden("Administrators only")
     if write and row.role == Role.GUEST:
         raise Forbidden("Guests can read but not change anything")
-    if owner_id != caller.user_id and (write or row.role != Role.ADMIN):
+    if owner_id is not None and owner_id != caller.user_id and (write or row.role != Role.ADMIN):
         raise Forbidden("You can only access your own data")
 
 
-async def refuse(db: AsyncSession, caller: Caller, *, owner_id: UUID, write: bool, otherwise: AppError) -> NoReturn:
+async def refuse(  # noqa: PLR0913  (the arguments of explain_refusal, plus what to raise)
+    db: AsyncSession,
+    caller: Caller,
+    *,
+    otherwise: AppError,
+    owner_id: UUID | None = None,
+    write: bool = False,
+    admin: bool = False,
+) -> NoReturn:
     """Raise why a guarded statement found nothing: the refusal, or else ``otherwise`` (a plain miss).
 
     Raises:
         TokenRevoked, InvalidToken, Forbidden: see :func:`explain_refusal`.
         AppError: ``otherwise``, when the caller was allowed and the row simply is not there.
     """
-    await explain_refusal(db, caller, owner_id=owner_id, write=write)
+    await explain_refusal(db, caller, owner_id=owner_id, write=write, admin=admin)
     raise otherwise

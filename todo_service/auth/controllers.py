@@ -6,11 +6,19 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_service.auth.access import Caller
-from todo_service.auth.passwords import Passwords
-from todo_service.auth.schemas import LoginRequest, RegisterRequest, TokenResponse
-from todo_service.auth.services import AuthService
-from todo_service.auth.tokens import TokenIssuer
-from todo_service.lib.errors import EmailAlreadyRegistered, Forbidden, InvalidCredentials, WeakPassword
+from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse
+from todo_service.auth.services import AuthConfig, AuthService
+from todo_service.lib.audit import AuditTrail
+from todo_service.lib.errors import (
+    AccountLocked,
+    EmailAlreadyRegistered,
+    Forbidden,
+    InvalidCredentials,
+    InvalidToken,
+    TokenExpired,
+    TokenRevoked,
+    WeakPassword,
+)
 from todo_service.lib.openapi import AUTHENTICATED, PUBLIC, WITH_BODY, error_responses
 from todo_service.lib.schema import MessageResponse
 
@@ -19,11 +27,11 @@ __all__ = ("AuthController", "provide_auth_service")
 
 def provide_auth_service(
     db_session: NamedDependency[AsyncSession],
-    passwords: NamedDependency[Passwords],
-    token_issuer: NamedDependency[TokenIssuer],
+    auth_config: NamedDependency[AuthConfig],
+    audit: NamedDependency[AuditTrail],
 ) -> AuthService:
     """The auth service for this request's database session."""
-    return AuthService(db_session, passwords=passwords, tokens=token_issuer)
+    return AuthService(db_session, config=auth_config, audit=audit)
 
 
 class AuthController(Controller):
@@ -53,16 +61,33 @@ class AuthController(Controller):
         exclude_from_auth=True,
         security=[{}],
         summary="Log in",
-        responses=error_responses(*PUBLIC, *WITH_BODY, InvalidCredentials, Forbidden),
+        responses=error_responses(*PUBLIC, *WITH_BODY, InvalidCredentials, Forbidden, AccountLocked),
     )
     async def login(self, data: JSONBody[LoginRequest], auth_service: NamedDependency[AuthService]) -> TokenResponse:
-        """Exchange email and password for a bearer token."""
+        """Exchange email and password for tokens. Repeated failures lock the email for a while (423)."""
         return await auth_service.login(data)
+
+    @post(
+        "/refresh",
+        status_code=200,
+        exclude_from_auth=True,
+        security=[{}],
+        summary="Refresh the tokens",
+        responses=error_responses(*PUBLIC, *WITH_BODY, InvalidToken, TokenRevoked, TokenExpired),
+    )
+    async def refresh(
+        self, data: JSONBody[RefreshRequest], auth_service: NamedDependency[AuthService]
+    ) -> TokenResponse:
+        """Exchange a refresh token, once, for a new access and refresh token.
+
+        Presenting a used refresh token again revokes its whole login session.
+        """
+        return await auth_service.refresh(data)
 
     @post("/logout", status_code=200, summary="Log out", responses=error_responses(*AUTHENTICATED))
     async def logout(
         self, caller: NamedDependency[Caller], auth_service: NamedDependency[AuthService]
     ) -> MessageResponse:
-        """Revoke the token used for this request (and every token of its login session)."""
+        """Revoke the token used for this request, with every access and refresh token of its login session."""
         await auth_service.logout(caller)
         return MessageResponse(message="Successfully logged out")

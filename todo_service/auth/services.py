@@ -1,31 +1,54 @@
-"""Registration, login, logout: login sessions and the tokens issued for them."""
+"""Registration, login, refresh and logout: login sessions and the tokens issued for them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import delete, update
+from sqlalchemy import select, update
 
 from todo_service.auth.access import caller_may, refuse
-from todo_service.auth.passwords import check_password_policy
+from todo_service.auth.lockout import Lockout, LockoutPolicy
+from todo_service.auth.passwords import Passwords, check_password_policy
 from todo_service.auth.schemas import TokenResponse
-from todo_service.db.models import AuthSession
-from todo_service.lib.errors import Forbidden, InvalidCredentials, TokenRevoked
+from todo_service.auth.sessions import hash_refresh_token, new_refresh_token
+from todo_service.auth.tokens import TokenIssuer
+from todo_service.db.models import AuthSession, RefreshToken, User
+from todo_service.lib.audit import Event, Outcome
+from todo_service.lib.errors import (
+    AccountLocked,
+    Forbidden,
+    InvalidCredentials,
+    InvalidToken,
+    TokenExpired,
+    TokenRevoked,
+)
 from todo_service.lib.service import Service
 from todo_service.users.schemas import UserRead
 from todo_service.users.services import USER_COLUMNS, UserService, normalize_email
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from todo_service.auth.access import Caller
-    from todo_service.auth.passwords import Passwords
-    from todo_service.auth.schemas import LoginRequest, RegisterRequest
-    from todo_service.auth.tokens import TokenIssuer
+    from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest
+    from todo_service.lib.audit import AuditTrail
 
-__all__ = ("AuthService", "prune_expired_sessions")
+__all__ = ("AuthConfig", "AuthService")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    """What authentication needs besides a database session; built once by the app factory."""
+
+    passwords: Passwords
+    tokens: TokenIssuer
+    lockout: LockoutPolicy
+    session_ttl: timedelta
 
 
 class AuthService(Service[AuthSession]):
@@ -38,11 +61,12 @@ class AuthService(Service[AuthSession]):
 
     repository_type = Repo
 
-    def __init__(self, session: AsyncSession, *, passwords: Passwords, tokens: TokenIssuer) -> None:
+    def __init__(self, session: AsyncSession, *, config: AuthConfig, audit: AuditTrail) -> None:
         super().__init__(session=session)
-        self.users = UserService(session=session)
-        self.passwords = passwords
-        self.tokens = tokens
+        self.config = config
+        self.audit = audit
+        self.users = UserService(session=session, passwords=config.passwords, audit=audit)
+        self.lockout = Lockout(self.db, config.lockout)
 
     async def register(self, data: RegisterRequest) -> TokenResponse:
         """Create an account and log it in.
@@ -54,33 +78,86 @@ class AuthService(Service[AuthSession]):
         check_password_policy(data.password, normalize_email(data.email))
         user = await self.users.create_account(
             email=data.email,
-            password_hash=await self.passwords.hash(data.password),
+            password_hash=await self.config.passwords.hash(data.password),
             first_name=data.first_name,
             last_name=data.last_name,
         )
+        self.audit.record(Event.REGISTER, Outcome.SUCCESS, user_id=user.id, email=user.email)
         return await self._start_session(user)
 
     async def login(self, data: LoginRequest) -> TokenResponse:
-        """Exchange credentials for a token; an unknown email costs the time of a wrong password.
+        """Exchange credentials for tokens; an unknown email costs the time of a wrong password.
 
         Raises:
+            AccountLocked: too many recent failures for this email (known or not).
             InvalidCredentials: unknown email or wrong password (indistinguishable).
             Forbidden: right password, but the account is deactivated.
         """
+        passwords = self.config.passwords
+        email_hash = self.audit.log.email_hash(data.email)
+        if seconds := await self.lockout.seconds_locked(email_hash):
+            self.audit.record(Event.LOGIN_BLOCKED, Outcome.BLOCKED, email=data.email)
+            raise AccountLocked(headers={"Retry-After": str(seconds)})
         row = await self.users.find_for_login(data.email)
         if row is None:
-            await self.passwords.verify_nothing(data.password)
-            raise InvalidCredentials
-        if not await self.passwords.verify(row.password_hash, data.password):
-            raise InvalidCredentials
+            await passwords.verify_nothing(data.password)
+        if row is None or not await passwords.verify(row.password_hash, data.password):
+            await self._count_failure(email_hash, data.email, row.id if row else None)
         if not row.is_active:
             raise Forbidden("This account is deactivated")
-        if self.passwords.needs_rehash(row.password_hash):
-            await self.users.set_password_hash(row.id, await self.passwords.hash(data.password))
-        return await self._start_session(UserRead(*row[: len(USER_COLUMNS)]))
+        await self.lockout.clear(email_hash)
+        if passwords.needs_rehash(row.password_hash):
+            await self.users.set_password_hash(row.id, await passwords.hash(data.password))
+        user = UserRead(*row[: len(USER_COLUMNS)])
+        self.audit.record(Event.LOGIN_SUCCEEDED, Outcome.SUCCESS, user_id=user.id, email=user.email)
+        return await self._start_session(user)
+
+    async def refresh(self, data: RefreshRequest) -> TokenResponse:
+        """Exchange a refresh token, once, for a new pair in the same login session.
+
+        Presenting a token that was already exchanged revokes its whole session (it was stolen,
+        or the client lost track): both the thief and the owner must log in again.
+
+        Raises:
+            InvalidToken: unknown token, or the account was deactivated.
+            TokenRevoked: the session was logged out or revoked, or the token was reused.
+            TokenExpired: the session outlived its lifetime.
+        """
+        now = datetime.now(UTC)
+        token_hash = hash_refresh_token(data.refresh_token)
+        live_session = (
+            select(AuthSession.id)
+            .join(User, User.id == AuthSession.user_id)
+            .where(
+                AuthSession.id == RefreshToken.session_id,
+                AuthSession.revoked_at.is_(None),
+                AuthSession.expires_at > now,
+                User.is_active,
+            )
+            .exists()
+        )
+        session_id = (
+            await self.db.execute(
+                update(RefreshToken)
+                .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None), live_session)
+                .values(used_at=now)
+                .returning(RefreshToken.session_id)
+            )
+        ).scalar_one_or_none()
+        if session_id is None:
+            await self._refuse_refresh(token_hash, now)
+        user_row = (
+            await self.db.execute(
+                select(*USER_COLUMNS, AuthSession.expires_at)
+                .join(AuthSession, AuthSession.user_id == User.id)
+                .where(AuthSession.id == session_id)
+            )
+        ).one()
+        user = UserRead(*user_row[: len(USER_COLUMNS)])
+        return await self._issue(user, session_id, expires_at=user_row.expires_at)
 
     async def logout(self, caller: Caller) -> None:
-        """Revoke the caller's login session: its tokens are refused from now on.
+        """Revoke the caller's login session: its access and refresh tokens are refused from now on.
 
         Raises:
             TokenRevoked: the session was already revoked.
@@ -93,19 +170,76 @@ class AuthService(Service[AuthSession]):
         if result.rowcount == 0:  # type: ignore[attr-defined]
             # Allowed a moment later means the session was revoked in between: still revoked.
             await refuse(self.db, caller, owner_id=caller.user_id, write=False, otherwise=TokenRevoked())
+        self.audit.record(Event.LOGOUT, Outcome.SUCCESS, user_id=caller.user_id)
+
+    async def _count_failure(self, email_hash: str, email: str, user_id: UUID | None) -> NoReturn:
+        """Record a failed login (and maybe a lockout), keep it despite the error response, and refuse.
+
+        Raises:
+            InvalidCredentials: always.
+        """
+        locked = await self.lockout.record_failure(email_hash)
+        # The response is an error, whose transaction is rolled back: the count must survive it.
+        await self.db.commit()
+        self.audit.record(Event.LOGIN_FAILED, Outcome.FAILURE, user_id=user_id, email=email)
+        if locked:
+            self.audit.record(Event.ACCOUNT_LOCKED, Outcome.BLOCKED, user_id=user_id, email=email)
+        raise InvalidCredentials
+
+    async def _refuse_refresh(self, token_hash: str, now: datetime) -> NoReturn:
+        """Say why a refresh token was refused; a reused one revokes its session first."""
+        found = (
+            await self.db.execute(
+                select(
+                    RefreshToken.used_at,
+                    AuthSession.id,
+                    AuthSession.user_id,
+                    AuthSession.revoked_at,
+                    AuthSession.expires_at,
+                    User.is_active,
+                )
+                .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+                .join(User, User.id == AuthSession.user_id)
+                .where(RefreshToken.token_hash == token_hash)
+            )
+        ).one_or_none()
+        if found is None:
+            raise InvalidToken("The refresh token is invalid")
+        if found.used_at is not None:
+            await self.db.execute(
+                update(AuthSession)
+                .where(AuthSession.id == found.id, AuthSession.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            await self.db.commit()  # kept despite the error response
+            self.audit.record(Event.REFRESH_REUSED, Outcome.BLOCKED, user_id=found.user_id, detail=str(found.id))
+            raise TokenRevoked("The refresh token was already used: its login session is revoked")
+        if found.revoked_at is not None:
+            raise TokenRevoked
+        if not found.is_active:
+            raise InvalidToken("The account is deactivated")
+        raise TokenExpired("The login session has expired: log in again")
 
     async def _start_session(self, user: UserRead) -> TokenResponse:
-        """Record a login session and sign a token for it."""
+        """Record a new login session and issue its first token pair."""
         now = datetime.now(UTC)
-        expires_at = now + timedelta(seconds=self.tokens.ttl_seconds)
+        expires_at = now + self.config.session_ttl
         auth_session = await self.repository.add(
             AuthSession(user_id=user.id, created_at=now, expires_at=expires_at), auto_refresh=False
         )
-        issued = self.tokens.issue(user.id, auth_session.id)
-        return TokenResponse(access_token=issued.access_token, expires_in=issued.expires_in, user=user)
+        return await self._issue(user, auth_session.id, expires_at=expires_at)
 
-
-async def prune_expired_sessions(db: AsyncSession, now: datetime | None = None) -> int:
-    """Delete login sessions whose every token has expired; returns how many went."""
-    result = await db.execute(delete(AuthSession).where(AuthSession.expires_at < (now or datetime.now(UTC))))
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    async def _issue(self, user: UserRead, session_id: UUID, *, expires_at: datetime) -> TokenResponse:
+        """A new access token and a new refresh token for the session."""
+        now = datetime.now(UTC)
+        refresh = new_refresh_token()
+        self.db.add(RefreshToken(session_id=session_id, token_hash=refresh.token_hash, created_at=now))
+        await self.db.flush()
+        access = self.config.tokens.issue(user.id, session_id)
+        return TokenResponse(
+            access_token=access.access_token,
+            expires_in=access.expires_in,
+            refresh_token=refresh.token,
+            refresh_expires_in=max(0, int((expires_at - now).total_seconds())),
+            user=user,
+        )

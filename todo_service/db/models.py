@@ -123,5 +123,5 @@ class AuditEvent(UUIDBase):
     user_id: Mapped[UUID | None] = mapped_column(index=True)
     email_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     ip: Mapped[str | None] = mapped_column(String(45))
-    request_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[str | None] = mapped_column(String(255))

@@ -10,12 +10,18 @@ from advanced_alchemy.extensions.litestar import (
     AsyncSessionConfig,
     SQLAlchemyAsyncConfig,
 )
+from advanced_alchemy.extensions.litestar import (
+    async_autocommit_handler_maker as autocommit_handler_maker,
+)
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from todo_service.settings import Settings, normalize_database_url
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from litestar.types import Message, Scope
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -66,9 +72,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def database_config(settings: Settings, engine: AsyncEngine | None = None) -> SQLAlchemyAsyncConfig:
-    """Advanced Alchemy's config: one session per request, committed when the response is 2xx."""
-    return SQLAlchemyAsyncConfig(
+def database_config(
+    settings: Settings,
+    engine: AsyncEngine | None = None,
+    *,
+    after_transaction: Callable[[Scope], Awaitable[None]] | None = None,
+) -> SQLAlchemyAsyncConfig:
+    """Advanced Alchemy's config: one session per request, committed when the response is 2xx.
+
+    ``after_transaction`` runs as the response starts, once the request's transaction is committed
+    or rolled back and its connection returned (the audit trail writes there).
+    """
+    config = SQLAlchemyAsyncConfig(
         engine_instance=engine or create_engine(settings),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         before_send_handler="autocommit",
@@ -83,3 +98,14 @@ def database_config(settings: Settings, engine: AsyncEngine | None = None) -> SQ
             user_module_prefix="advanced_alchemy.types.",
         ),
     )
+    if after_transaction is not None:
+        # Built after the config: its session key may have been de-duplicated in __post_init__.
+        end_transaction = autocommit_handler_maker(session_scope_key=config.session_scope_key)
+
+        async def before_send(message: Message, scope: Scope) -> None:
+            await end_transaction(message, scope)
+            if message["type"] == "http.response.start":
+                await after_transaction(scope)
+
+        config.before_send_handler = before_send
+    return config

@@ -13,13 +13,13 @@ from todo_service.auth.access import Caller
 from todo_service.db.models import Priority
 from todo_service.lib.errors import Forbidden, NotFound, TaskNotFound
 from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
+from todo_service.lib.pagination import Page, PageNumber, PageSize
 from todo_service.lib.schema import NO_NUL, MessageResponse
 from todo_service.tasks.schemas import (
     SORT_PATTERN,
     TaskCompletion,
     TaskCreate,
     TaskFilters,
-    TaskPage,
     TaskRead,
     TaskUpdate,
 )
@@ -79,9 +79,9 @@ class TaskController(Controller):
                 ),
             ),
         ] = "-created_at",
-        page: Annotated[int, QueryParameter(ge=1, description="Page number, from 1")] = 1,
-        limit: Annotated[int, QueryParameter(ge=1, le=100, description="Tasks per page")] = 20,
-    ) -> TaskPage:
+        page: PageNumber = 1,
+        limit: PageSize = 20,
+    ) -> Page[TaskRead]:
         """A page of the user's tasks, newest first unless sorted otherwise, with the total count."""
         filters = TaskFilters(
             completed=completed,

@@ -9,7 +9,7 @@ import msgspec
 from todo_service.db.models import Priority
 from todo_service.lib.schema import NO_NUL, NON_BLANK, RequestBody, explain_pattern
 
-__all__ = ("SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskPage", "TaskRead", "TaskUpdate")
+__all__ = ("SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskRead", "TaskUpdate")
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NON_BLANK, examples=["Write the report"])]
 Description = Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL, examples=["Two pages, with figures"])]
@@ -56,16 +56,6 @@ class TaskRead(msgspec.Struct, frozen=True):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
-
-
-class TaskPage(msgspec.Struct, frozen=True):
-    """One page of a task listing and where it sits in the whole."""
-
-    items: list[TaskRead]
-    total: int
-    page: int
-    limit: int
-    pages: int
 
 
 class TaskCreate(RequestBody, kw_only=True):

@@ -16,8 +16,9 @@ from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, or_
 from todo_service.auth.access import caller_may, explain_refusal, refuse
 from todo_service.db.models import Priority, Task
 from todo_service.lib.errors import Forbidden, TaskNotFound
+from todo_service.lib.pagination import Page, fetch_page
 from todo_service.lib.service import Service
-from todo_service.tasks.schemas import TaskPage, TaskRead
+from todo_service.tasks.schemas import TaskRead
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -102,31 +103,20 @@ class TaskService(Service[Task]):
 
     repository_type = Repo
 
-    async def list_page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> TaskPage:
+    async def list_page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> Page[TaskRead]:
         """One page of ``owner_id``'s tasks and the total, in one round trip (two past the last page)."""
-        conditions = _filters(owner_id, filters, datetime.now(UTC))
-        total = select(func.count()).select_from(Task).where(*conditions).scalar_subquery()
-        statement = (
-            select(total, *TASK_COLUMNS)
-            .where(*conditions, caller_may(caller, owner_id=owner_id, write=False))
-            .order_by(*_order_by(filters.sort))
-            .limit(filters.limit)
-            .offset((filters.page - 1) * filters.limit)
-        )
-        rows = (await self.db.execute(statement)).all()
-        if rows:
-            count = rows[0][0]
-        else:
-            await explain_refusal(self.db, caller, owner_id=owner_id, write=False)
-            # An empty first page means no task matches; past it, the total needs its own query.
-            count = 0 if filters.page == 1 else (await self.db.execute(select(total))).scalar_one()
-        return TaskPage(
-            items=[TaskRead(*row[1:]) for row in rows],
-            total=count,
+        rows, total = await fetch_page(
+            self.db,
+            source=Task.__table__,
+            columns=TASK_COLUMNS,
+            where=_filters(owner_id, filters, datetime.now(UTC)),
+            guard=caller_may(caller, owner_id=owner_id, write=False),
+            order_by=_order_by(filters.sort),
             page=filters.page,
             limit=filters.limit,
-            pages=-(-count // filters.limit),
+            on_empty=lambda: explain_refusal(self.db, caller, owner_id=owner_id),
         )
+        return Page.of([TaskRead(*row) for row in rows], total=total, page=filters.page, limit=filters.limit)
 
     async def get_task(self, caller: Caller, owner_id: UUID, task_id: UUID) -> TaskRead:
         """One task of ``owner_id``.

@@ -6,17 +6,24 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_service.auth.access import Caller
-from todo_service.lib.errors import EmailAlreadyRegistered, Forbidden
+from todo_service.auth.services import AuthConfig
+from todo_service.lib.audit import AuditTrail
+from todo_service.lib.errors import EmailAlreadyRegistered, Forbidden, WeakPassword
 from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
-from todo_service.users.schemas import UserRead, UserUpdate
+from todo_service.lib.schema import MessageResponse
+from todo_service.users.schemas import PasswordChange, UserRead, UserUpdate
 from todo_service.users.services import UserService
 
 __all__ = ("UserController", "provide_user_service")
 
 
-def provide_user_service(db_session: NamedDependency[AsyncSession]) -> UserService:
+def provide_user_service(
+    db_session: NamedDependency[AsyncSession],
+    auth_config: NamedDependency[AuthConfig],
+    audit: NamedDependency[AuditTrail],
+) -> UserService:
     """The user service for this request's database session."""
-    return UserService(session=db_session)
+    return UserService(db_session, passwords=auth_config.passwords, audit=audit)
 
 
 class UserController(Controller):
@@ -41,5 +48,26 @@ class UserController(Controller):
         caller: NamedDependency[Caller],
         user_service: NamedDependency[UserService],
     ) -> UserRead:
-        """Change first name, last name or email; omitted fields stay as they are."""
+        """Change first name, last name or email; omitted fields stay as they are.
+
+        A new email logs out every other session of the account.
+        """
         return await user_service.update_me(caller, data)
+
+    @put(
+        "/password",
+        summary="Change my password",
+        responses=error_responses(*AUTHENTICATED, *WITH_BODY, Forbidden, WeakPassword),
+    )
+    async def change_password(
+        self,
+        data: JSONBody[PasswordChange],
+        caller: NamedDependency[Caller],
+        user_service: NamedDependency[UserService],
+    ) -> MessageResponse:
+        """Replace the password (the current one is required).
+
+        Every other session of the account is logged out; this one stays.
+        """
+        await user_service.change_password(caller, data)
+        return MessageResponse(message="Password changed; other sessions were logged out")

@@ -6,9 +6,9 @@ from uuid import UUID
 import msgspec
 
 from todo_service.db.models import Role
-from todo_service.lib.schema import Email, PersonName, RequestBody
+from todo_service.lib.schema import Email, Password, PersonName, RequestBody
 
-__all__ = ("UserRead", "UserUpdate")
+__all__ = ("PasswordChange", "UserRead", "UserUpdate")
 
 
 class UserRead(msgspec.Struct, frozen=True):
@@ -30,3 +30,10 @@ class UserUpdate(RequestBody, kw_only=True):
     first_name: PersonName | msgspec.UnsetType = msgspec.UNSET
     last_name: PersonName | msgspec.UnsetType = msgspec.UNSET
     email: Email | msgspec.UnsetType = msgspec.UNSET
+
+
+class PasswordChange(RequestBody, kw_only=True):
+    """The current password, and the one to replace it."""
+
+    current_password: Password
+    new_password: Password

@@ -11,16 +11,23 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from todo_service.auth.access import caller_may, refuse
-from todo_service.db.models import User
-from todo_service.lib.errors import EmailAlreadyRegistered, UserNotFound
+from todo_service.auth.passwords import check_password_policy
+from todo_service.auth.sessions import revoke_sessions
+from todo_service.db.models import Role, User
+from todo_service.lib.audit import Event, Outcome
+from todo_service.lib.errors import EmailAlreadyRegistered, Forbidden, UserNotFound
 from todo_service.lib.service import Service
 from todo_service.users.schemas import UserRead
 
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from todo_service.auth.access import Caller
-    from todo_service.users.schemas import UserUpdate
+    from todo_service.auth.passwords import Passwords
+    from todo_service.lib.audit import AuditTrail
+    from todo_service.users.schemas import PasswordChange, UserUpdate
 
 __all__ = ("USER_COLUMNS", "UserService", "normalize_email")
 
@@ -52,14 +59,25 @@ class UserService(Service[User]):
 
     repository_type = Repo
 
-    async def create_account(self, *, email: str, password_hash: str, first_name: str, last_name: str) -> UserRead:
-        """Insert a user with the default role.
+    def __init__(self, session: AsyncSession, *, passwords: Passwords, audit: AuditTrail) -> None:
+        super().__init__(session=session)
+        self.passwords = passwords
+        self.audit = audit
+
+    async def create_account(
+        self, *, email: str, password_hash: str, first_name: str, last_name: str, role: Role = Role.USER
+    ) -> UserRead:
+        """Insert a user (nobody can register as an admin: only the command line makes one).
 
         Raises:
             EmailAlreadyRegistered: the email is taken (in any letter case).
         """
         user = User(
-            email=normalize_email(email), first_name=first_name, last_name=last_name, password_hash=password_hash
+            email=normalize_email(email),
+            first_name=first_name,
+            last_name=last_name,
+            password_hash=password_hash,
+            role=role,
         )
         try:
             user = await self.repository.add(user, auto_refresh=False)
@@ -71,6 +89,18 @@ class UserService(Service[User]):
         """The account with this email, with its password hash (the one query that loads it)."""
         statement = select(*USER_COLUMNS, User.password_hash).where(User.email == normalize_email(email))
         return (await self.db.execute(statement)).one_or_none()
+
+    async def promote_to_admin(self, email: str) -> UserRead | None:
+        """Make the account with this email an admin (None: no such account)."""
+        row = (
+            await self.db.execute(
+                update(User)
+                .where(User.email == normalize_email(email))
+                .values(role=Role.ADMIN, updated_at=datetime.now(UTC))
+                .returning(*USER_COLUMNS)
+            )
+        ).one_or_none()
+        return None if row is None else UserRead(*row)
 
     async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
         """Replace a stored hash (e.g. rehashed with current parameters)."""
@@ -91,21 +121,23 @@ class UserService(Service[User]):
         return UserRead(*row)
 
     async def update_me(self, caller: Caller, data: UserUpdate) -> UserRead:
-        """Change the caller's names or email; omitted fields stay.
+        """Change the caller's names or email; omitted fields stay. A new email logs out other sessions.
 
         Raises:
             EmailAlreadyRegistered: the new email belongs to another account.
             Forbidden: the caller is a guest.
         """
         changes = data.sent_fields()
-        if not changes:
-            return await self.get_me(caller)
-        if "email" in changes:
-            changes["email"] = normalize_email(changes["email"])
+        new_email = normalize_email(changes["email"]) if "email" in changes else None
+        email_changes = new_email is not None and new_email != await self._current_email(caller)
+        if new_email is not None:
+            changes["email"] = new_email
+        # With nothing to change the statement still runs: it checks the caller may write.
+        values = {**changes, "updated_at": datetime.now(UTC) if changes else User.updated_at}
         statement = (
             update(User)
             .where(User.id == caller.user_id, caller_may(caller, owner_id=caller.user_id, write=True))
-            .values(**changes, updated_at=datetime.now(UTC))
+            .values(values)
             .returning(*USER_COLUMNS)
         )
         try:
@@ -114,4 +146,34 @@ class UserService(Service[User]):
             raise EmailAlreadyRegistered from None
         if row is None:
             await refuse(self.db, caller, owner_id=caller.user_id, write=True, otherwise=UserNotFound())
+        if email_changes:
+            await revoke_sessions(self.db, caller.user_id, keep=caller.session_id)
+            self.audit.record(Event.EMAIL_CHANGED, Outcome.SUCCESS, user_id=caller.user_id, email=new_email)
         return UserRead(*row)
+
+    async def change_password(self, caller: Caller, data: PasswordChange) -> None:
+        """Replace the caller's password after checking the current one; other sessions are logged out.
+
+        Raises:
+            Forbidden: the current password is wrong, or the caller is a guest.
+            WeakPassword: the new password breaks the policy.
+        """
+        statement = select(User.email, User.password_hash).where(
+            User.id == caller.user_id, caller_may(caller, owner_id=caller.user_id, write=True)
+        )
+        row = (await self.db.execute(statement)).one_or_none()
+        if row is None:
+            await refuse(self.db, caller, owner_id=caller.user_id, write=True, otherwise=UserNotFound())
+        if not await self.passwords.verify(row.password_hash, data.current_password):
+            raise Forbidden("The current password is not correct")
+        check_password_policy(data.new_password, row.email)
+        await self.db.execute(
+            update(User)
+            .where(User.id == caller.user_id)
+            .values(password_hash=await self.passwords.hash(data.new_password), updated_at=datetime.now(UTC))
+        )
+        await revoke_sessions(self.db, caller.user_id, keep=caller.session_id)
+        self.audit.record(Event.PASSWORD_CHANGED, Outcome.SUCCESS, user_id=caller.user_id)
+
+    async def _current_email(self, caller: Caller) -> str | None:
+        return (await self.db.execute(select(User.email).where(User.id == caller.user_id))).scalar_one_or_none()

@@ -1,0 +1,1 @@
+"""Administration: users and the audit trail (``/api/v1/admin``), for admins only."""
