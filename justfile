@@ -18,8 +18,8 @@ migrate: sync
 run host="127.0.0.1" port="8000": migrate
     uv run --frozen todo-service run --host {{ host }} --port {{ port }}
 
-# The whole test suite, on SQLite and a real PostgreSQL, with coverage (>= 90%, auth code 100%)
-test *args: sync _postgres
+# The whole test suite, on SQLite and a real PostgreSQL (and a real Redis), with coverage (>= 90%, auth code 100%)
+test *args: sync _servers
     uv run --frozen pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=90 {{ args }}
     @echo "auth code coverage (must be 100%):"
     uv run --frozen coverage report --include='todo_service/auth/*' --fail-under=100
@@ -35,14 +35,19 @@ fmt: sync
     uv run --frozen ruff format .
     uv run --frozen ruff check --fix .
 
-# PostgreSQL binaries for the tests' throwaway cluster (skipped when TEST_DATABASE_URL is set)
-_postgres:
+# Servers for the tests: PostgreSQL binaries (unless TEST_DATABASE_URL is set) and redis-server
+_servers:
     #!/usr/bin/env bash
     set -euo pipefail
-    if [[ -n "${TEST_DATABASE_URL:-}" ]] || compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then exit 0; fi
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
-        echo "PostgreSQL binaries are missing: install postgresql, or set TEST_DATABASE_URL" >&2; exit 1
+    missing=()
+    if [[ -z "${TEST_DATABASE_URL:-}" ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" > /dev/null; then
+        missing+=(postgresql)
     fi
-    echo "installing PostgreSQL (apt-get install postgresql)"
+    if ! command -v redis-server > /dev/null; then missing+=(redis-server); fi
+    if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
+        echo "missing for the tests: ${missing[*]}: install them (or set TEST_DATABASE_URL instead of PostgreSQL)" >&2; exit 1
+    fi
+    echo "installing ${missing[*]} (apt-get install)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q postgresql > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q postgresql > /dev/null; }
+    apt-get install -y -q "${missing[@]}" > /dev/null || { apt-get update -q > /dev/null && apt-get install -y -q "${missing[@]}" > /dev/null; }

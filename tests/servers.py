@@ -1,8 +1,10 @@
-"""Real servers for the tests: a throwaway PostgreSQL cluster (and, later, Redis), on loopback only.
+"""Real servers for the tests: a throwaway PostgreSQL cluster and Redis, on loopback only.
 
 ``initdb`` refuses to run as root, so as root the cluster is made and started as the ``postgres``
 user (``runuser``) in a temp dir that user can reach. Everything is bounded: starts wait at most
 ``STARTUP_TIMEOUT`` seconds and the cluster is stopped (``-m immediate``) when the tests end.
+``redis-server`` runs in the foreground as a child process, keeps nothing on disk, and is killed at
+the end; a test may stop it and start it again on the same port (an outage).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -74,3 +77,72 @@ def postgres_server() -> Iterator[str]:
         with contextlib.suppress(Exception):
             run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(root, ignore_errors=True)
+
+
+class RedisServer:
+    """A ``redis-server`` child process on a fixed loopback port; it can be stopped and started again."""
+
+    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+        self.binary = binary
+        self.port = port
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The ``redis://`` URL of the server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start the server and wait (at most ``STARTUP_TIMEOUT`` seconds) until it answers PING."""
+        command = [
+            self.binary,
+            *("--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--daemonize", "no", "--dir", str(self.workdir)),
+        ]
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self._answers_ping():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                output = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"redis-server did not start on port {self.port}:\n{output}")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Terminate the server (kill it if it lingers) and wait for it to exit."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.process = None
+
+    def _answers_ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """Start ``redis-server`` on a free loopback port, with nothing saved to disk; kill it at the end."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        msg = "redis-server not found: `apt-get install -y redis-server` (`just test` installs it)"
+        raise RuntimeError(msg)
+    workdir = Path(tempfile.mkdtemp(prefix="todo-redis-"))
+    server = RedisServer(binary, free_port(), workdir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
