@@ -22,10 +22,12 @@ from todo_service.lib.errors import (
     MalformedRequest,
     NotAuthenticated,
     PayloadTooLarge,
+    RateLimited,
     TokenExpired,
     TokenRevoked,
     ValidationFailed,
 )
+from todo_service.lib.trusted_hosts import InvalidHost
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -40,9 +42,12 @@ __all__ = (
 )
 
 DOCS_PATH = "/api/docs"
+SCALAR_VERSION = "1.72.1"
+# ReDoc 3 no longer loads as a plain script tag (it uses import.meta): stay on 2.x.
+REDOC_JS_URL = "https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js"
 
 # Errors any route may answer, and those of routes that need a token or take a body.
-PUBLIC: tuple[type[AppError], ...] = (MalformedRequest, ValidationFailed, InternalError)
+PUBLIC: tuple[type[AppError], ...] = (MalformedRequest, InvalidHost, ValidationFailed, RateLimited, InternalError)
 AUTHENTICATED: tuple[type[AppError], ...] = (*PUBLIC, NotAuthenticated, InvalidToken, TokenExpired, TokenRevoked)
 WITH_BODY: tuple[type[AppError], ...] = (PayloadTooLarge,)
 
@@ -107,9 +112,10 @@ def openapi_config(version: str) -> OpenAPIConfig:
             Tag(name="system", description="Health and readiness probes"),
         ],
         render_plugins=[
-            ScalarRenderPlugin(path="/"),
+            # Pinned: "latest" would let a CDN release change (or break) the pages, and their CSP.
+            ScalarRenderPlugin(path="/", version=SCALAR_VERSION),
             SwaggerRenderPlugin(path="/swagger"),
-            RedocRenderPlugin(path="/redoc"),
+            RedocRenderPlugin(path="/redoc", js_url=REDOC_JS_URL),
         ],
         openapi_router=Router(
             path=DOCS_PATH, route_handlers=[], include_in_schema=False, before_request=_refuse_unknown_docs_path

@@ -1,0 +1,310 @@
+"""Request ids, security headers, CORS settings, trusted hosts and the docs pages' CSP, piece by piece."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any, cast
+
+import pytest
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    RedocRenderPlugin,
+    ScalarRenderPlugin,
+    SwaggerRenderPlugin,
+)
+from litestar.router import Router
+
+from todo_service.lib.docs_csp import DocsPolicy, docs_policies, inline_scripts
+from todo_service.lib.http_headers import (
+    API_CSP,
+    SecurityHeaders,
+    cors_config,
+    ensure_request_id,
+    sane_request_id,
+)
+from todo_service.lib.openapi import openapi_config
+from todo_service.lib.request_context import REQUEST_ID_KEY, request_id_of
+from todo_service.lib.trusted_hosts import AllowedHosts, host_of
+from todo_service.settings import SettingsError
+
+if TYPE_CHECKING:
+    from litestar.types import Message, Scope
+
+# MDN's example: the hash of the inline script ``alert('Hello, world.');``.
+HELLO_WORLD_HASH = "'sha256-qznLcsROx4GACP2dm0UCKCzCG+HiZ1guq6ZZDob/Tng='"
+
+
+def scope_with(*headers: tuple[bytes, bytes], path: str = "/api/v1/users/me") -> Scope:
+    return cast("Scope", {"type": "http", "path": path, "headers": list(headers), "state": {}})
+
+
+def start_message(*headers: tuple[bytes, bytes]) -> Message:
+    return cast("Message", {"type": "http.response.start", "status": 200, "headers": list(headers)})
+
+
+def headers_of(message: Message) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, value in cast("dict[str, Any]", message)["headers"]:
+        found.setdefault(name.decode(), []).append(value.decode())
+    return found
+
+
+# Request ids
+
+
+@pytest.mark.parametrize("value", [b"a", b"abc-123", b"req:2024.01_x-Y", str(uuid.uuid4()).encode(), b"x" * 128])
+def test_sane_request_id_is_kept(value: bytes) -> None:
+    assert sane_request_id(value) == value.decode()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"", b"x" * 129, b"has space", b"new\nline", b"semi;colon", b"slash/", b"quote'", "caf\u00e9".encode(), b"\x00"],
+)
+def test_odd_request_id_is_refused(value: bytes) -> None:
+    assert sane_request_id(value) is None
+
+
+def test_client_request_id_is_kept_in_the_scope_state() -> None:
+    scope = scope_with((b"x-request-id", b"client-42"))
+    assert ensure_request_id(scope) == "client-42"
+    assert request_id_of(scope) == "client-42"
+    assert cast("dict[str, Any]", scope)["state"][REQUEST_ID_KEY] == "client-42"
+
+
+def test_request_id_header_name_is_case_insensitive() -> None:
+    assert ensure_request_id(scope_with((b"X-Request-ID", b"upper-7"))) == "upper-7"
+
+
+@pytest.mark.parametrize("headers", [(), ((b"x-request-id", b"not sane!"),), ((b"x-request-id", b""),)])
+def test_missing_or_odd_request_id_is_replaced_by_a_uuid4(headers: tuple[tuple[bytes, bytes], ...]) -> None:
+    request_id = ensure_request_id(scope_with(*headers))
+    assert len(request_id) == 32
+    assert uuid.UUID(hex=request_id).version == 4
+
+
+def test_request_id_is_assigned_once_per_request() -> None:
+    scope = scope_with()
+    first = ensure_request_id(scope)
+    assert ensure_request_id(scope) == first
+    assert ensure_request_id(scope_with()) != first
+
+
+# Security headers
+
+
+def test_api_paths_are_private_except_the_health_probes() -> None:
+    headers = SecurityHeaders()
+    for path in ("/api/v1/users/me", "/api/v1/auth/login", "/api/v1/users/x/tasks", "/api/v1/healthz", "/api/v1/nope"):
+        assert (b"cache-control", b"no-store") in headers.for_path(path), path
+    for path in ("/api/v1/health", "/api/v1/health/", "/api/v1/health/ready", "/api/docs", "/nope", "/metrics"):
+        assert b"cache-control" not in dict(headers.for_path(path)), path
+
+
+async def test_before_send_adds_every_header_and_the_request_id() -> None:
+    scope = scope_with((b"x-request-id", b"abc"))
+    message = start_message((b"content-type", b"application/json"))
+    await SecurityHeaders().before_send(message, scope)
+    assert headers_of(message) == {
+        "content-type": ["application/json"],
+        "x-content-type-options": ["nosniff"],
+        "x-frame-options": ["DENY"],
+        "referrer-policy": ["no-referrer"],
+        "content-security-policy": [API_CSP],
+        "cross-origin-opener-policy": ["same-origin"],
+        "cross-origin-resource-policy": ["same-origin"],
+        "cache-control": ["no-store"],
+        "x-request-id": ["abc"],
+    }
+
+
+async def test_before_send_keeps_what_the_response_already_says() -> None:
+    message = start_message((b"Cache-Control", b"max-age=60"), (b"content-security-policy", b"script-src x"))
+    await SecurityHeaders().before_send(message, scope_with())
+    headers = headers_of(message)
+    assert headers["Cache-Control"] == ["max-age=60"]
+    assert "cache-control" not in headers
+    assert headers["content-security-policy"] == ["script-src x"]
+
+
+async def test_before_send_leaves_body_messages_alone() -> None:
+    message = cast("Message", {"type": "http.response.body", "body": b"{}"})
+    await SecurityHeaders().before_send(message, scope_with())
+    assert message == {"type": "http.response.body", "body": b"{}"}
+
+
+async def test_hsts_only_when_configured() -> None:
+    off, on = start_message(), start_message()
+    await SecurityHeaders(hsts_max_age=0).before_send(off, scope_with())
+    await SecurityHeaders(hsts_max_age=31536000).before_send(on, scope_with())
+    assert "strict-transport-security" not in headers_of(off)
+    assert headers_of(on)["strict-transport-security"] == ["max-age=31536000; includeSubDomains"]
+
+
+# CORS
+
+
+def test_cors_is_off_without_origins() -> None:
+    assert cors_config(()) is None
+
+
+def test_cors_allows_exactly_the_configured_origins() -> None:
+    config = cors_config(("https://app.example.com/", "http://localhost:5173"))
+    assert config is not None
+    assert config.allow_origins == ["https://app.example.com", "http://localhost:5173"]
+    assert config.is_origin_allowed("https://app.example.com")
+    assert config.is_origin_allowed("http://localhost:5173")
+    assert not config.is_origin_allowed("https://app.example.com.evil.net")
+    assert not config.is_origin_allowed("http://app.example.com")
+    assert sorted(config.allow_methods) == ["DELETE", "GET", "PATCH", "POST", "PUT"]
+    assert config.allow_headers == ["authorization", "content-type", "x-request-id"]
+    assert config.expose_headers == [
+        "X-Request-ID",
+        "Location",
+        "Retry-After",
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+    ]
+    assert config.allow_credentials is False
+
+
+@pytest.mark.parametrize(
+    "origin", ["app.example.com", "ftp://app.example.com", "https://app.example.com/path", "https://"]
+)
+def test_cors_refuses_what_is_not_an_origin(origin: str) -> None:
+    with pytest.raises(SettingsError, match="CORS_ORIGINS"):
+        cors_config((origin,))
+
+
+# Trusted hosts
+
+
+@pytest.mark.parametrize("hosts", [(), ("*",), ("api.example.com", "*")])
+def test_any_host_when_allowed_hosts_has_a_star(hosts: tuple[str, ...]) -> None:
+    assert AllowedHosts.parse(hosts) is None
+
+
+def test_allowed_hosts_match_names_and_subdomains() -> None:
+    allowed = AllowedHosts.parse(("API.example.com", "*.internal.example", "[::1]", "localhost."))
+    assert allowed is not None
+    for host in ("api.example.com", "a.internal.example", "a.b.internal.example", "[::1]", "localhost"):
+        assert allowed.allows(host), host
+    for host in ("", "example.com", "internal.example", "evilinternal.example", "api.example.com.evil", "[::2]"):
+        assert not allowed.allows(host), host
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "https://api.example.com", "api.*.example.com", "a/b", "*."])
+def test_allowed_hosts_refuses_what_is_not_a_host_name(host: str) -> None:
+    with pytest.raises(SettingsError, match="ALLOWED_HOSTS"):
+        AllowedHosts.parse((host,))
+
+
+@pytest.mark.parametrize(
+    ("header", "host"),
+    [
+        (b"api.example.com", "api.example.com"),
+        (b"API.Example.COM:8443", "api.example.com"),
+        (b"api.example.com.", "api.example.com"),
+        (b"[::1]:8000", "[::1]"),
+        (b"[::1", ""),
+        (b"127.0.0.1:80", "127.0.0.1"),
+    ],
+)
+def test_host_of_drops_port_case_and_trailing_dot(header: bytes, host: str) -> None:
+    assert host_of(scope_with((b"host", header))) == host
+
+
+def test_host_of_without_a_host_header_is_empty() -> None:
+    assert host_of(scope_with()) == ""
+
+
+# The docs pages' CSP
+
+
+def test_inline_scripts_skip_external_ones_and_normalise_newlines() -> None:
+    html = (
+        b"<script src='https://cdn.example/a.js' crossorigin></script>"
+        b"<SCRIPT type='text/javascript'>one();\r\ntwo();</SCRIPT>"
+        b"<script data-src='x'>three();</script>"
+        b'<script id="api-reference" data-url="/x">\n</script>'
+    )
+    assert list(inline_scripts(html)) == [b"one();\ntwo();", b"three();", b"\n"]
+
+
+def test_policy_hashes_each_inline_script() -> None:
+    policy = DocsPolicy({"default-src": ("'none'",), "script-src": ("https://cdn.example/a.js",)})
+    header = policy.header_for(b"<script>alert('Hello, world.');</script><script src=x></script>").decode()
+    assert header == f"default-src 'none'; script-src https://cdn.example/a.js {HELLO_WORLD_HASH}"
+
+
+def test_policy_without_any_script_allows_none() -> None:
+    assert DocsPolicy({"default-src": ("'none'",)}).header_for(b"<p>hi</p>") == b"default-src 'none'; script-src 'none'"
+
+
+def directives(policy: DocsPolicy) -> dict[str, set[str]]:
+    return {name: set(sources) for name, sources in policy.directives.items()}
+
+
+def test_docs_pages_are_those_the_plugins_render() -> None:
+    pages = docs_policies(openapi_config("1.0"))
+    assert set(pages) == {
+        "/api/docs",
+        "/api/docs/",
+        "/api/docs/swagger",
+        "/api/docs/swagger/",
+        "/api/docs/redoc",
+        "/api/docs/redoc/",
+    }
+    assert pages["/api/docs"] is pages["/api/docs/"]
+
+
+def test_each_renderer_gets_only_its_own_sources() -> None:
+    scalar = ScalarRenderPlugin(path="/", js_url="https://cdn.example/scalar.js?v=1", css_url="/static/scalar.css")
+    swagger = SwaggerRenderPlugin(path="/swagger")
+    redoc = RedocRenderPlugin(path="/redoc", google_fonts=False)
+    config = OpenAPIConfig(
+        title="t", version="1", render_plugins=[scalar, swagger, redoc, JsonRenderPlugin()], path="/schema"
+    )
+    pages = docs_policies(config)
+    assert set(pages) == {
+        "/schema",
+        "/schema/",
+        "/schema/swagger",
+        "/schema/swagger/",
+        "/schema/redoc",
+        "/schema/redoc/",
+    }
+    scalar_policy = directives(pages["/schema"])
+    assert scalar_policy["script-src"] == {"https://cdn.example/scalar.js"}
+    assert scalar_policy["style-src"] == {"'unsafe-inline'", "'self'"}
+    assert scalar_policy["font-src"] == {"https://fonts.scalar.com"}
+    assert scalar_policy["connect-src"] == {"'self'"}
+    swagger_policy = directives(pages["/schema/swagger"])
+    assert swagger_policy["script-src"] == {swagger.js_url, swagger.standalone_preset_js_url}
+    assert swagger_policy["style-src"] == {"'unsafe-inline'", swagger.css_url}
+    assert "font-src" not in swagger_policy
+    assert "worker-src" not in swagger_policy
+    redoc_policy = directives(pages["/schema/redoc"])
+    assert redoc_policy["script-src"] == {redoc.js_url}
+    assert redoc_policy["worker-src"] == {"blob:"}
+    assert redoc_policy["style-src"] == {"'unsafe-inline'"}  # no Google Fonts when they are off
+    assert "connect-src" not in redoc_policy
+    for policy in (scalar_policy, swagger_policy, redoc_policy):
+        assert policy["default-src"] == {"'none'"}
+        assert policy["frame-ancestors"] == {"'none'"}
+        assert "'unsafe-eval'" not in policy["script-src"]
+        assert "'unsafe-inline'" not in policy["script-src"]
+
+
+def test_docs_router_path_wins_over_the_config_path() -> None:
+    config = OpenAPIConfig(
+        title="t",
+        version="1",
+        path="/ignored",
+        render_plugins=[SwaggerRenderPlugin(path="/ui")],
+        openapi_router=Router(path="/docs/", route_handlers=[]),
+    )
+    assert set(docs_policies(config)) == {"/docs/ui", "/docs/ui/"}
+    assert docs_policies(None) == {}

@@ -1,0 +1,199 @@
+"""Transport hygiene: a request id and security headers on every response, CORS, trusted hosts.
+
+:meth:`TransportSecurity.install` (an ``on_app_init`` hook) wires it all:
+
+- :class:`RequestIdMiddleware` goes first in the app's middleware list, so the id is in the scope
+  state (``request_id_of(scope)``) before authentication, rate limiting, handlers and the exception
+  handler run: logs and the audit trail can use it. The hook must be listed after every other
+  ``on_app_init`` hook that inserts middleware at the front (JWT auth, rate limits) to stay first.
+- Then the trusted-host check (when ``ALLOWED_HOSTS`` is not ``*``) and the docs pages' policy.
+- A ``before_send`` hook writes the headers. App middleware does not run for unknown-route 404s,
+  405s or CORS preflights, and errors raised by middleware are sent past it; the hook sees every
+  response. When the middleware never ran, the hook assigns the id by the same rules.
+- CORS (Litestar's, outside the router) only when ``CORS_ORIGINS`` is set.
+
+Header values are encoded once, when the app is built. Per response the hook picks one of two
+lists by path prefix and appends the headers the response does not already carry (a response may
+set its own ``Cache-Control``; the docs pages carry their own CSP).
+
+``Cache-Control: no-store`` goes on every response under ``/api/v1`` except the health probes:
+auth responses carry tokens, everything else is one user's data. Probes and docs are public.
+"""
+
+from __future__ import annotations
+
+import string
+import uuid
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
+
+from litestar.config.cors import CORSConfig
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+
+from todo_service.lib.docs_csp import DocsPolicyMiddleware, docs_policies
+from todo_service.lib.request_context import REQUEST_ID_KEY
+from todo_service.lib.trusted_hosts import AllowedHosts, TrustedHostMiddleware
+from todo_service.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from litestar.config.app import AppConfig
+    from litestar.types import ASGIApp, Message, Method, Receive, Scope, Send
+
+__all__ = (
+    "API_CSP",
+    "CORS_EXPOSED_HEADERS",
+    "CORS_METHODS",
+    "CORS_REQUEST_HEADERS",
+    "REQUEST_ID_HEADER",
+    "RequestIdMiddleware",
+    "SecurityHeaders",
+    "TransportSecurity",
+    "cors_config",
+    "ensure_request_id",
+    "sane_request_id",
+)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_REQUEST_ID_LENGTH = 128
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+_REQUEST_ID_BYTES = (string.ascii_letters + string.digits + "._:-").encode()
+
+# The API serves JSON only: a document it returns may load, embed or submit nothing.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+API_PREFIX = "/api/v1/"
+HEALTH_PATH = "/api/v1/health"
+
+CORS_METHODS: Final[tuple[Method, ...]] = ("GET", "POST", "PUT", "PATCH", "DELETE")
+CORS_REQUEST_HEADERS = ("Authorization", "Content-Type", REQUEST_ID_HEADER)
+CORS_EXPOSED_HEADERS = (
+    REQUEST_ID_HEADER,
+    "Location",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
+
+
+def sane_request_id(value: bytes) -> str | None:
+    """A client's ``X-Request-ID`` if it is 1..128 of ``A-Z a-z 0-9 . _ : -``, else None."""
+    if 0 < len(value) <= MAX_REQUEST_ID_LENGTH and not value.translate(None, _REQUEST_ID_BYTES):
+        return value.decode("ascii")
+    return None
+
+
+def ensure_request_id(scope: Scope) -> str:
+    """This request's id: kept in the scope state; the client's when sane, else a new uuid4 (hex)."""
+    state = scope.setdefault("state", {})
+    known = state.get(REQUEST_ID_KEY)
+    if isinstance(known, str):
+        return known
+    request_id = None
+    for name, value in scope.get("headers", ()):
+        if name.lower() == _REQUEST_ID:
+            request_id = sane_request_id(value)
+            break
+    state[REQUEST_ID_KEY] = request_id = request_id or uuid.uuid4().hex
+    return request_id
+
+
+class RequestIdMiddleware(ASGIMiddleware):
+    """Gives the request its id before anything else runs (see :func:`ensure_request_id`)."""
+
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Assign the id, then pass the request on."""
+        ensure_request_id(scope)
+        await next_app(scope, receive, send)
+
+
+def _encode(headers: Sequence[tuple[str, str]]) -> tuple[tuple[bytes, bytes], ...]:
+    return tuple((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers)
+
+
+class SecurityHeaders:
+    """The headers every response carries, encoded once; :meth:`before_send` adds them."""
+
+    def __init__(self, *, hsts_max_age: int = 0) -> None:
+        common = [
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Content-Security-Policy", API_CSP),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+            ("Cross-Origin-Resource-Policy", "same-origin"),
+        ]
+        if hsts_max_age > 0:
+            common.append(("Strict-Transport-Security", f"max-age={hsts_max_age}; includeSubDomains"))
+        self.public = _encode(common)
+        self.private = _encode([*common, ("Cache-Control", "no-store")])
+
+    def for_path(self, path: str) -> tuple[tuple[bytes, bytes], ...]:
+        """``private`` (with ``no-store``) under ``/api/v1`` except the health probes, else ``public``."""
+        if path.startswith(API_PREFIX) and not (path == HEALTH_PATH or path.startswith(HEALTH_PATH + "/")):
+            return self.private
+        return self.public
+
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        """``before_send`` hook: the security headers and ``X-Request-ID`` on every response."""
+        if message["type"] != "http.response.start":
+            return
+        headers = list(message.get("headers", ()))
+        present = {name.lower() for name, _ in headers}
+        headers.extend(header for header in self.for_path(scope.get("path", "")) if header[0] not in present)
+        if _REQUEST_ID not in present:
+            headers.append((_REQUEST_ID, ensure_request_id(scope).encode("ascii")))
+        message["headers"] = headers
+
+
+def cors_config(origins: Sequence[str]) -> CORSConfig | None:
+    """Litestar's CORS for exactly ``origins`` (``CORS_ORIGINS``); None (CORS off) when there are none.
+
+    Bearer tokens, not cookies, authenticate: credentials are not allowed.
+
+    Raises:
+        SettingsError: an entry is not an origin such as ``https://app.example.com``.
+    """
+    allowed: list[str] = []
+    for origin in origins:
+        parts = urlsplit(origin.rstrip("/"))
+        if origin != "*" and (parts.scheme not in {"http", "https"} or not parts.netloc or parts.path or parts.query):
+            raise SettingsError(
+                f"invalid setting CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+            )
+        allowed.append(origin.rstrip("/"))
+    if not allowed:
+        return None
+    return CORSConfig(
+        allow_origins=allowed,
+        allow_methods=list(CORS_METHODS),
+        allow_headers=list(CORS_REQUEST_HEADERS),
+        expose_headers=list(CORS_EXPOSED_HEADERS),
+        allow_credentials=False,
+    )
+
+
+class TransportSecurity:
+    """Everything above, built once from the settings; :meth:`install` puts it into the app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.headers = SecurityHeaders(hsts_max_age=settings.hsts_max_age)
+        self.cors = cors_config(settings.cors_origins)
+        self.allowed_hosts = AllowedHosts.parse(settings.allowed_hosts)
+
+    def install(self, app_config: AppConfig) -> AppConfig:
+        """``on_app_init`` hook; list it last so that the request id is assigned first."""
+        first: list[ASGIMiddleware] = [RequestIdMiddleware()]
+        if self.allowed_hosts is not None:
+            first.append(TrustedHostMiddleware(self.allowed_hosts))
+        if pages := docs_policies(app_config.openapi_config):
+            first.append(DocsPolicyMiddleware(pages))
+        app_config.middleware[0:0] = first
+        app_config.before_send.append(self.headers.before_send)
+        if self.cors is not None:
+            app_config.cors_config = self.cors
+        return app_config
