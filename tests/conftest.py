@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 from advanced_alchemy.base import metadata_registry
-from litestar.testing import AsyncTestClient
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import todo_service.db.models  # noqa: F401  (registers every table)
-from tests.factories import Account, make_settings, register
+from tests.factories import Account, SameLoopClient, make_settings, register
 from tests.servers import postgres_server
 from todo_service.app import create_app
 from todo_service.lib.database import database_config
@@ -29,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
     from litestar import Litestar
+    from litestar.testing import AsyncTestClient
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -101,7 +101,7 @@ def app(database_url: str) -> Litestar:
 
 @pytest.fixture(scope="session")
 async def _session_client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app=app) as client:
+    async with SameLoopClient(app=app) as client:
         yield client
 
 

@@ -2,16 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
+import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from todo_service.settings import Settings
 
 Client = AsyncTestClient[Litestar]
+
+
+class SameLoopClient(AsyncTestClient[Litestar]):
+    """Litestar's async test client, serving the app on the test's own event loop, as a server would.
+
+    ``AsyncTestClient`` runs the app (lifespan and requests) on a helper thread's event loop. Then
+    anything a test does on its own loop with the app (a second transport, a background task) mixes
+    two loops, which hangs asyncpg and aiosqlite now and then. Here the lifespan runs in a task of
+    the test's loop (anyio wants it entered and left in one task) and requests go through httpx's
+    in-process ASGI transport on that same loop.
+    """
+
+    def __init__(self, app: Litestar, **kwargs: Any) -> None:
+        super().__init__(app=app, **kwargs)
+        self._transport = httpx.ASGITransport(app=app, client=("testclient", 50000))  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> Self:
+        started, self._stop = asyncio.Event(), asyncio.Event()
+
+        async def serve() -> None:
+            async with self.app.lifespan():
+                started.set()
+                await self._stop.wait()
+
+        self._server = asyncio.create_task(serve(), name="app-lifespan")
+        waiter = asyncio.create_task(started.wait())
+        await asyncio.wait({self._server, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not started.is_set():  # startup failed: raise its error
+            waiter.cancel()
+            await self._server
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        await self._server
+
+
 TEST_SECRET = "test-signing-key-0123456789abcdef0123456789abcdef"
 PASSWORD = "Correct-Horse-42"
 _counter = itertools.count(1)

@@ -11,6 +11,7 @@ from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging import LoggingConfig
+from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from todo_service import __version__
@@ -23,10 +24,12 @@ from todo_service.auth.services import AuthConfig
 from todo_service.auth.sessions import session_pruner
 from todo_service.auth.tokens import TokenIssuer, build_jwt_auth
 from todo_service.cli import ProjectCommands
-from todo_service.lib.audit import AuditLog, AuditTrail
+from todo_service.lib.audit import AuditLog, AuditTrail, Event, Outcome
 from todo_service.lib.database import create_engine, database_config
 from todo_service.lib.errors import exception_to_response
+from todo_service.lib.http_headers import TransportSecurity
 from todo_service.lib.openapi import openapi_config
+from todo_service.lib.ratelimit import build_rate_limiter
 from todo_service.lib.request_context import ClientAddress
 from todo_service.settings import Settings
 from todo_service.system.controllers import SystemController
@@ -98,6 +101,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # configs in one process, as in the tests).
         await engine.dispose()
 
+    async def audit_rate_limited(scope: Scope, rule: str) -> None:
+        # Called once per key and window, not per refused request: a flood is one event, not a write each.
+        audit_log.trail(scope, client_address).record(Event.RATE_LIMITED, Outcome.BLOCKED, detail=rule)
+
+    # None when RATE_LIMIT_ENABLED=false: then nothing is installed.
+    rate_limiter = build_rate_limiter(settings, on_limited=audit_rate_limited)
     readiness = ReadinessProbe({"database": database_check(engine)}, timeout=settings.health_check_timeout)
 
     session_maker = db_config.create_session_maker()
@@ -107,7 +116,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[AuthController, UserController, TaskController, AdminController, SystemController],
         plugins=[SQLAlchemyPlugin(config=db_config), ProjectCommands()],
         state=State({"context": context}),
-        on_app_init=[jwt_auth.on_app_init],
+        # TransportSecurity last: its request-id middleware must end up outermost.
+        on_app_init=[
+            jwt_auth.on_app_init,
+            *([rate_limiter.install] if rate_limiter else []),  # after JWT: its limits run before authentication
+            TransportSecurity(settings).install,
+        ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
             "auth_config": _singleton(auth_config),

@@ -15,6 +15,7 @@ import click
 import msgspec
 from litestar.cli._utils import LitestarGroup  # the documented base for CLI extension groups
 from litestar.plugins import CLIPluginProtocol
+from rich_click import RichCommand
 
 from todo_service.auth.passwords import check_password_policy
 from todo_service.db.models import Role
@@ -58,7 +59,7 @@ def users() -> None:
     """Manage accounts."""
 
 
-@users.command("create-admin")
+@click.command("create-admin", cls=RichCommand)  # the class Litestar's CLI groups expect
 @click.option("--email", required=True, help="The admin's email; an existing account is promoted.")
 @click.option("--first-name", default="Admin", show_default=True, help="For a new account.")
 @click.option("--last-name", default="User", show_default=True, help="For a new account.")
@@ -79,6 +80,9 @@ def create_admin(app: Litestar, email: str, first_name: str, last_name: str, pas
     except AppError as exc:
         raise click.ClickException(exc.detail) from None
     click.echo(f"{email.lower()}: {'admin account created' if created else 'promoted to admin'}")
+
+
+users.add_command(create_admin)  # LitestarGroup wraps it so it receives ``app``
 
 
 async def _create_admin(context: AppContext, email: str, first_name: str, last_name: str, password: str | None) -> bool:

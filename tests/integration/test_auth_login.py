@@ -8,10 +8,9 @@ from uuid import UUID
 
 import jwt
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy import select, update
 
-from tests.factories import PASSWORD, TEST_SECRET, Account, Client, login, make_settings
+from tests.factories import PASSWORD, TEST_SECRET, Account, Client, SameLoopClient, login, make_settings
 from todo_service.app import create_app
 from todo_service.db.models import User
 
@@ -141,7 +140,7 @@ async def test_login_rehashes_the_password_when_argon2_parameters_change(
     assert ",t=1," in old_hash
 
     stronger = create_app(make_settings(database_url, argon2_time_cost=2))
-    async with AsyncTestClient(app=stronger) as other:
+    async with SameLoopClient(app=stronger) as other:
         first = await other.post(LOGIN, json={"email": account.email, "password": PASSWORD})
         assert first.status_code == 200, first.text
         new_hash = await stored_hash(db_engine, account.id)

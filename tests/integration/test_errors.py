@@ -13,9 +13,8 @@ import jwt
 import pytest
 from litestar import Litestar, get
 from litestar.params import Parameter
-from litestar.testing import AsyncTestClient
 
-from tests.factories import TEST_SECRET, Account, Client, make_settings
+from tests.factories import TEST_SECRET, Account, Client, SameLoopClient, make_settings
 from todo_service.app import create_app
 from todo_service.lib.errors import exception_to_response
 
@@ -182,7 +181,7 @@ def _bare_app() -> Litestar:
 
 
 async def test_path_validation_is_sourced_path() -> None:
-    async with AsyncTestClient(app=_bare_app()) as bare:
+    async with SameLoopClient(app=_bare_app()) as bare:
         response = await bare.get("/things/0")
     body = assert_error(response, 422, "VALIDATION_ERROR", "/things/0")
     assert [(e["field"], e["source"]) for e in body["errors"]] == [("number", "path")]
@@ -190,7 +189,7 @@ async def test_path_validation_is_sourced_path() -> None:
 
 async def test_unexpected_exception_is_a_bare_500_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     with service_logs(caplog):
-        async with AsyncTestClient(app=_bare_app()) as bare:
+        async with SameLoopClient(app=_bare_app()) as bare:
             response = await bare.get("/boom")
     body = assert_error(response, 500, "INTERNAL_ERROR", "/boom")
     assert "errors" not in body
@@ -205,7 +204,7 @@ async def test_unexpected_exception_is_a_bare_500_and_logged(caplog: pytest.LogC
 async def test_database_down_is_a_retryable_503_that_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings("postgresql+asyncpg://u:p@127.0.0.1:1/x", db_pool_timeout=1, health_check_timeout=0.5)
     with service_logs(caplog):
-        async with AsyncTestClient(app=create_app(settings)) as broken:
+        async with SameLoopClient(app=create_app(settings)) as broken:
             response = await broken.get("/api/v1/users/me", headers=bearer_for_unknown_session())
     assert_error(response, 503, "SERVICE_UNAVAILABLE", "/api/v1/users/me")
     assert response.headers["Retry-After"] == "5"

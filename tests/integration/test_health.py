@@ -8,9 +8,8 @@ import time
 from typing import TYPE_CHECKING
 
 import pytest
-from litestar.testing import AsyncTestClient
 
-from tests.factories import Client, make_settings
+from tests.factories import Client, SameLoopClient, make_settings
 from tests.integration.test_errors import assert_error
 from tests.servers import free_port
 from todo_service.app import create_app
@@ -69,7 +68,7 @@ async def silent_database() -> AsyncIterator[int]:
 async def timed_ready(database_url: str, check_timeout: float) -> tuple[httpx.Response, float, httpx.Response]:
     """Readiness and liveness of a fresh app on ``database_url``; also how long readiness took."""
     settings = make_settings(database_url, health_check_timeout=check_timeout, db_pool_timeout=5)
-    async with AsyncTestClient(app=create_app(settings)) as probe:
+    async with SameLoopClient(app=create_app(settings)) as probe:
         started = time.monotonic()
         ready = await probe.get(READY)
         elapsed = time.monotonic() - started
@@ -102,7 +101,7 @@ async def test_silent_database_is_503_within_the_timeout(silent_database: int) -
 
 async def test_readiness_answers_again_and_again(database_url: str) -> None:
     settings = make_settings(database_url, health_check_timeout=2)
-    async with AsyncTestClient(app=create_app(settings)) as probe:
+    async with SameLoopClient(app=create_app(settings)) as probe:
         first = await probe.get(READY)
         second = await probe.get(READY)
     assert first.status_code == second.status_code == 200

@@ -7,10 +7,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from litestar.testing import AsyncTestClient
 from sqlalchemy import insert, select
 
-from tests.factories import Account, Client, make_settings
+from tests.factories import Account, Client, SameLoopClient, make_settings
 from todo_service.app import create_app
 from todo_service.db.models import AuthSession
 
@@ -62,7 +61,7 @@ async def test_startup_prunes_expired_sessions(
     live = await add_session(db_engine, account.id, expires_in=timedelta(hours=1))
     assert await existing(db_engine, {expired, long_expired, live}) == {expired, long_expired, live}
 
-    async with AsyncTestClient(app=create_app(make_settings(database_url))) as fresh:
+    async with SameLoopClient(app=create_app(make_settings(database_url))) as fresh:
         remaining = await remaining_after_pruning(db_engine, {expired, long_expired, live}, {live})
         health = await fresh.get("/api/v1/health")
 
@@ -74,7 +73,7 @@ async def test_pruning_keeps_the_callers_own_session(
     client: Client, account: Account, database_url: str, db_engine: AsyncEngine
 ) -> None:
     expired = await add_session(db_engine, account.id, expires_in=-timedelta(seconds=5))
-    async with AsyncTestClient(app=create_app(make_settings(database_url))) as fresh:
+    async with SameLoopClient(app=create_app(make_settings(database_url))) as fresh:
         assert await remaining_after_pruning(db_engine, {expired}, set()) == set()
         response = await fresh.get("/api/v1/users/me", headers=account.headers)
     assert response.status_code == 200, response.text
@@ -84,5 +83,5 @@ async def test_pruning_keeps_the_callers_own_session(
 async def test_the_app_starts_and_stops_cleanly_again_and_again(database_url: str) -> None:
     app = create_app(make_settings(database_url))
     for _ in range(2):
-        async with AsyncTestClient(app=app) as fresh:
+        async with SameLoopClient(app=app) as fresh:
             assert (await fresh.get("/api/v1/health/ready")).status_code == 200

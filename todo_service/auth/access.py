@@ -91,10 +91,13 @@ async def explain_refusal(
             .where(AuthSession.id == caller.session_id, AuthSession.user_id == caller.user_id)
         )
     ).one_or_none()
-    if row is None or row.revoked_at is not None:
+    if row is None:
         raise TokenRevoked
+    # A deactivated account says so, whatever became of its sessions (deactivation revokes them).
     if not row.is_active:
         raise InvalidToken("The account is deactivated")
+    if row.revoked_at is not None:
+        raise TokenRevoked
     if admin and row.role != Role.ADMIN:
         raise Forbidden("Administrators only")
     if write and row.role == Role.GUEST:

@@ -205,6 +205,8 @@ class AuthService(Service[AuthSession]):
         ).one_or_none()
         if found is None:
             raise InvalidToken("The refresh token is invalid")
+        if not found.is_active:
+            raise InvalidToken("The account is deactivated")
         if found.used_at is not None:
             await self.db.execute(
                 update(AuthSession)
@@ -216,8 +218,6 @@ class AuthService(Service[AuthSession]):
             raise TokenRevoked("The refresh token was already used: its login session is revoked")
         if found.revoked_at is not None:
             raise TokenRevoked
-        if not found.is_active:
-            raise InvalidToken("The account is deactivated")
         raise TokenExpired("The login session has expired: log in again")
 
     async def _start_session(self, user: UserRead) -> TokenResponse:

@@ -330,6 +330,9 @@ def to_app_error(exc: Exception) -> AppError:
     """Map any exception onto the catalogue; unknown ones become a bare 500."""
     if isinstance(exc, AppError):
         return exc
+    if isinstance(exc, RecursionError):
+        # Raised while decoding a body nested thousands of levels deep (a parser bomb).
+        return MalformedRequest("The request body is nested too deeply")
     if isinstance(exc, _DEPENDENCY_DOWN):
         return ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"})
     if isinstance(exc, HTTPException):
