@@ -24,6 +24,10 @@ test *args: sync _servers
     @echo "auth code coverage (must be 100%):"
     uv run --frozen coverage report --include='todo_service/auth/*' --fail-under=100
 
+# Schemathesis against a live server for longer, with a random seed (the test suite runs 60 s, seed fixed)
+fuzz seconds="600": sync _servers
+    FUZZ_MAX_TIME={{ seconds }} FUZZ_SEED=$RANDOM uv run --frozen pytest -p no:cacheprovider tests/integration/test_schemathesis.py
+
 # Lint, check formatting and type-check (strict)
 lint: sync
     uv run --frozen ruff check .

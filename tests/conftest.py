@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from advanced_alchemy.base import metadata_registry
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import todo_service.db.models  # noqa: F401  (registers every table)
 from tests.factories import Account, SameLoopClient, make_settings, register
-from tests.servers import postgres_server
+from tests.servers import fresh_postgres_database, migrate, postgres_server
 from todo_service.app import create_app
-from todo_service.lib.database import database_config
 from todo_service.settings import normalize_database_url
 
 if TYPE_CHECKING:
@@ -31,17 +30,6 @@ if TYPE_CHECKING:
     from litestar.testing import AsyncTestClient
 
 BACKENDS = ("sqlite", "postgresql")
-
-
-def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:
-    """Run the project's migrations (Alembic runs its own event loop: call from a thread)."""
-    from advanced_alchemy.alembic.commands import AlembicCommands  # noqa: PLC0415
-
-    commands = AlembicCommands(sqlalchemy_config=database_config(make_settings(database_url)))
-    if down:
-        commands.downgrade(revision)
-    else:
-        commands.upgrade(revision)
 
 
 @pytest.fixture(scope="session")
@@ -54,17 +42,6 @@ def postgres_admin_url() -> Iterator[str]:
         yield url
 
 
-async def _fresh_postgres_database(admin_url: str, name: str) -> str:
-    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    return admin_url.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture(scope="session", params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A migrated, empty database on each backend."""
@@ -74,7 +51,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     elif os.environ.get("TEST_DATABASE_URL") and worker == "main":
         url = request.getfixturevalue("postgres_admin_url")
     else:
-        url = await _fresh_postgres_database(request.getfixturevalue("postgres_admin_url"), f"todo_test_{worker}")
+        url = await fresh_postgres_database(request.getfixturevalue("postgres_admin_url"), f"todo_test_{worker}")
     await asyncio.to_thread(migrate, url)
     return url
 

@@ -19,6 +19,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from advanced_alchemy.alembic.commands import AlembicCommands
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.factories import make_settings
+from todo_service.lib.database import database_config
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -146,3 +153,24 @@ def redis_server() -> Iterator[RedisServer]:
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def migrate(database_url: str, revision: str = "head", *, down: bool = False) -> None:
+    """Run the project's migrations (Alembic runs its own event loop: call from a thread)."""
+    commands = AlembicCommands(sqlalchemy_config=database_config(make_settings(database_url)))
+    if down:
+        commands.downgrade(revision)
+    else:
+        commands.upgrade(revision)
+
+
+async def fresh_postgres_database(admin_url: str, name: str) -> str:
+    """Drop and create database ``name`` on the server of ``admin_url``; return its URL."""
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"

@@ -6,26 +6,17 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.processes import SCRIPT, run_console, service_env
 from todo_service.lib.database import VERSION_TABLE
-from todo_service.settings import Settings
-
-SCRIPT = Path(sys.executable).parent / "todo-service"
-TIMEOUT = 120
 
 
 def run_cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the console script in ``cwd`` (no ``.env`` there) with only the given settings."""
-    settings_vars = {name.upper() for name in Settings.__struct_fields__}
-    base = {k: v for k, v in os.environ.items() if k not in settings_vars and not k.startswith("LITESTAR_")}
-    base.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"}, **env)
-    return subprocess.run(  # noqa: S603  (our own console script, fixed arguments)
-        [str(SCRIPT), *args], cwd=cwd, env=base, capture_output=True, text=True, timeout=TIMEOUT, check=False
-    )
+    return run_console(*args, cwd=cwd, env=service_env(**env))
 
 
 def sqlite_tables(path: Path) -> set[str]:
@@ -73,7 +64,7 @@ def test_plain_sqlite_url_is_accepted(tmp_path: Path) -> None:
         ({"ACCESS_TOKEN_EXPIRE_MINUTES": "abc"}, "ACCESS_TOKEN_EXPIRE_MINUTES"),
         ({"ACCESS_TOKEN_EXPIRE_MINUTES": "0"}, "ACCESS_TOKEN_EXPIRE_MINUTES"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
-        ({"APP_ENV": "production"}, "SECRET_KEY"),
+        ({"APP_ENV": "production", "SECRET_KEY": ""}, "SECRET_KEY"),
         ({"APP_ENV": "production", "SECRET_KEY": "too-short"}, "SECRET_KEY"),
     ],
 )

@@ -2,51 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from tests.factories import TEST_SECRET, SameLoopClient, make_settings
+from tests.processes import run_console, service_env
 from todo_service.app import create_app
 from todo_service.lib.audit import AuditLog
-from todo_service.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-SCRIPT = Path(sys.executable).parent / "todo-service"
-TIMEOUT = 120
 ADMIN_PASSWORD = "Admin-Secret-2024"
-FAST_ARGON2 = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_COST": "8", "ARGON2_PARALLELISM": "1"}
 
 
 def run_cli(
     cwd: Path, database: Path, *args: str, stdin: str | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """Run the console script in ``cwd`` on the SQLite file ``database``, with only the given settings."""
-    settings_vars = {name.upper() for name in Settings.__struct_fields__}
-    drop = {*settings_vars, "TODO_ADMIN_PASSWORD"}
-    base = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("LITESTAR_")}
-    base.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
-    base.update(DATABASE_URL=f"sqlite+aiosqlite:///{database}", SECRET_KEY=TEST_SECRET, LOG_LEVEL="WARNING")
-    base.update({**FAST_ARGON2, **env})
-    return subprocess.run(  # noqa: S603  (our own console script, fixed arguments)
-        [str(SCRIPT), *args],
-        cwd=cwd,
-        env=base,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    settings = service_env(DATABASE_URL=f"sqlite+aiosqlite:///{database}", **env)
+    return run_console(*args, cwd=cwd, env=settings, stdin=stdin)
 
 
 def create_admin(cwd: Path, database: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

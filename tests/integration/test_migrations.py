@@ -16,7 +16,7 @@ from sqlalchemy import inspect, make_url, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import todo_service.db.models  # noqa: F401  (registers the tables on the metadata)
-from tests.conftest import migrate
+from tests.servers import migrate
 from todo_service.lib.database import MIGRATIONS_DIR, VERSION_TABLE
 
 if TYPE_CHECKING:

@@ -177,3 +177,36 @@ def test_settings_are_frozen() -> None:
 )
 def test_normalize_database_url(given: str, expected: str) -> None:
     assert normalize_database_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RATE_LIMIT_LOGIN", "ten"),
+        ("RATE_LIMIT_REGISTER", "5 per fortnight"),
+        ("RATE_LIMIT_PER_IP", "/minute"),
+        ("RATE_LIMIT_PER_USER", "many"),
+        ("RATE_LIMIT_REFRESH", "1/eon"),
+    ],
+)
+def test_a_malformed_rate_names_its_variable(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({variable: value}, env_file=None)
+    assert str(raised.value) == f"invalid setting {variable}: expected a rate like '10/minute', got {value!r}"
+
+
+def test_rates_and_lists_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {"RATE_LIMIT_LOGIN": "3/second", "TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7", "CORS_ORIGINS": ""},
+        env_file=None,
+    )
+    assert settings.rate_limit_login == "3/second"
+    assert settings.trusted_proxies == ("10.0.0.0/8", "192.0.2.7")
+    assert settings.cors_origins == ()
+
+
+@pytest.mark.parametrize("proxy", ["proxy.internal", "10.0.0.0/33", "300.1.1.1"])
+def test_a_trusted_proxy_must_be_an_address_or_network(proxy: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        Settings.from_env({"TRUSTED_PROXIES": f"127.0.0.1,{proxy}"}, env_file=None)
+    assert str(raised.value) == f"invalid setting TRUSTED_PROXIES: {proxy!r} is not an IP address or network"

@@ -22,7 +22,7 @@ __all__ = ("Page", "PageNumber", "PageSize", "fetch_page")
 T = TypeVar("T")
 
 # Query parameters every listing takes.
-PageNumber = Annotated[int, QueryParameter(ge=1, description="Page number, from 1")]
+PageNumber = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="Page number, from 1 (at most 1,000,000)")]
 PageSize = Annotated[int, QueryParameter(ge=1, le=100, description="Items per page (1..100)")]
 
 
