@@ -25,6 +25,14 @@ logger = logging.getLogger(__name__)
 AppEnv = Literal["development", "test", "production"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+TracesSampler = Literal[
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+]
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
@@ -87,6 +95,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     lockout_window_seconds: PositiveInt = 900
     lockout_duration_seconds: PositiveInt = 900
 
+    # OpenTelemetry, from the standard variables: nothing is exported without an endpoint.
+    otel_service_name: str = "todo-service"
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_protocol: Literal["http/protobuf", "grpc"] = "http/protobuf"
+    otel_exporter_otlp_headers: str = ""
+    otel_traces_sampler: TracesSampler = "parentbased_always_on"
+    otel_traces_sampler_arg: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    otel_resource_attributes: str = ""
+
+    # Prometheus metrics at /metrics; with several workers, prometheus-client's multiprocess mode
+    # needs this directory (read by prometheus-client itself, so it must be in the environment).
+    metrics_enabled: bool = True
+    prometheus_multiproc_dir: str | None = None
+
     # Transport: CORS is off unless origins are given; Host must match ALLOWED_HOSTS; HSTS when > 0.
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ("*",)
@@ -101,6 +123,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             except ValueError:
                 msg = f"RATE_LIMIT_{name.upper()}: expected a rate like '10/minute', got {rule!r}"
                 raise ValueError(msg) from None
+        for variable, pairs in (
+            ("OTEL_RESOURCE_ATTRIBUTES", self.otel_resource_attributes),
+            ("OTEL_EXPORTER_OTLP_HEADERS", self.otel_exporter_otlp_headers),
+        ):
+            if any("=" not in pair for pair in pairs.split(",") if pair.strip()):
+                raise ValueError(f"{variable}: expected key=value pairs separated by commas")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
