@@ -38,8 +38,8 @@ def postgres_admin_url() -> Iterator[str]:
     if given := os.environ.get("TEST_DATABASE_URL"):
         yield normalize_database_url(given)
         return
-    with postgres_server() as url:
-        yield url
+    with postgres_server() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -54,36 +54,58 @@ def _as_postgres_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-@contextlib.contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a fresh cluster on a free loopback port; yield its ``postgresql+asyncpg://`` URL."""
-    bindir = _postgres_bindir()
-    root = Path(tempfile.mkdtemp(prefix="todo-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free loopback port; it can be stopped and started again."""
 
-    def run(program: str, *args: str) -> None:
-        command = _as_postgres_user([str(bindir / program), *args])
-        subprocess.run(command, check=True, capture_output=True, timeout=STARTUP_TIMEOUT)  # noqa: S603
+    def __init__(self) -> None:
+        self.bindir = _postgres_bindir()
+        self.root = Path(tempfile.mkdtemp(prefix="todo-pg-"))
+        self.data, self.sockets = self.root / "data", self.root / "sockets"
+        self.sockets.mkdir()
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.sockets, "postgres")
+        self.port = free_port()
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
 
-    try:
-        run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+    @property
+    def url(self) -> str:
+        """The ``postgresql+asyncpg://`` URL of its ``postgres`` database."""
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> None:
+        """Start the server and wait (at most ``STARTUP_TIMEOUT`` seconds) until it accepts connections."""
         options = (
-            f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
+            f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
-        run(
-            "pg_ctl", "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "-t", str(STARTUP_TIMEOUT), "start"
-        )
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
-    finally:
+        log = str(self.root / "log")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "-t", str(STARTUP_TIMEOUT), "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: connections are cut, as in a crash or a failover)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server if it runs, and delete its files."""
         with contextlib.suppress(Exception):
-            run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _run(self, program: str, *args: str) -> None:
+        command = _as_postgres_user([str(self.bindir / program), *args])
+        subprocess.run(command, check=True, capture_output=True, timeout=STARTUP_TIMEOUT)  # noqa: S603
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A fresh, started cluster for the block; removed after it."""
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 class RedisServer:

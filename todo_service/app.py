@@ -33,7 +33,7 @@ from todo_service.lib.ratelimit import build_rate_limiter
 from todo_service.lib.request_context import ClientAddress
 from todo_service.settings import Settings
 from todo_service.system.controllers import SystemController
-from todo_service.system.services import ReadinessProbe, database_check
+from todo_service.system.services import ReadinessProbe, database_check, redis_check
 from todo_service.tasks.controllers import TaskController
 from todo_service.users.controllers import UserController
 
@@ -107,7 +107,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     # None when RATE_LIMIT_ENABLED=false: then nothing is installed.
     rate_limiter = build_rate_limiter(settings, on_limited=audit_rate_limited)
-    readiness = ReadinessProbe({"database": database_check(engine)}, timeout=settings.health_check_timeout)
+    checks = {"database": database_check(engine)}
+    if rate_limiter is not None and settings.redis_url:
+        checks["redis"] = redis_check(rate_limiter.storage)
+    readiness = ReadinessProbe(checks, timeout=settings.health_check_timeout)
 
     session_maker = db_config.create_session_maker()
     context = AppContext(engine=engine, session_maker=session_maker, auth_config=auth_config, audit_log=audit_log)

@@ -115,34 +115,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     hsts_max_age: Annotated[int, msgspec.Meta(ge=0)] = 0
 
     def __post_init__(self) -> None:
-        """Cross-field rules msgspec constraints cannot express."""
+        """Cross-field rules msgspec constraints cannot express (messages start with the variable)."""
         for name in ("register", "login", "refresh", "per_ip", "per_user"):
-            rule = getattr(self, f"rate_limit_{name}")
-            try:
-                parse_rate_limit(rule)
-            except ValueError:
-                msg = f"RATE_LIMIT_{name.upper()}: expected a rate like '10/minute', got {rule!r}"
-                raise ValueError(msg) from None
-        for variable, pairs in (
-            ("OTEL_RESOURCE_ATTRIBUTES", self.otel_resource_attributes),
-            ("OTEL_EXPORTER_OTLP_HEADERS", self.otel_exporter_otlp_headers),
-        ):
-            if any("=" not in pair for pair in pairs.split(",") if pair.strip()):
-                raise ValueError(f"{variable}: expected key=value pairs separated by commas")
+            _check_rate(f"RATE_LIMIT_{name.upper()}", getattr(self, f"rate_limit_{name}"))
+        _check_pairs("OTEL_RESOURCE_ATTRIBUTES", self.otel_resource_attributes)
+        _check_pairs("OTEL_EXPORTER_OTLP_HEADERS", self.otel_exporter_otlp_headers)
         for proxy in self.trusted_proxies:
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise ValueError(f"TRUSTED_PROXIES: {proxy!r} is not an IP address or network") from None
-        if self.app_env != "production":
-            return
-        if not self.secret_key:
-            raise ValueError("SECRET_KEY: required when APP_ENV=production")
-        if len(self.secret_key) < _MIN_PRODUCTION_SECRET_LENGTH:
-            msg = f"SECRET_KEY: must be at least {_MIN_PRODUCTION_SECRET_LENGTH} characters in production"
-            raise ValueError(msg)
-        if _PLACEHOLDER_SECRETS.search(self.secret_key):
-            raise ValueError("SECRET_KEY: looks like a placeholder; generate one with `openssl rand -hex 32`")
+            _check_network("TRUSTED_PROXIES", proxy)
+        if self.app_env == "production":
+            _check_production_secret(self.secret_key)
 
     @property
     def is_production(self) -> bool:
@@ -182,6 +163,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(_explain(str(exc), fields)) from None
+
+
+def _check_rate(variable: str, rule: str) -> None:
+    try:
+        parse_rate_limit(rule)
+    except ValueError:
+        raise ValueError(f"{variable}: expected a rate like '10/minute', got {rule!r}") from None
+
+
+def _check_pairs(variable: str, pairs: str) -> None:
+    if any("=" not in pair for pair in pairs.split(",") if pair.strip()):
+        raise ValueError(f"{variable}: expected key=value pairs separated by commas")
+
+
+def _check_network(variable: str, network: str) -> None:
+    try:
+        ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        raise ValueError(f"{variable}: {network!r} is not an IP address or network") from None
+
+
+def _check_production_secret(secret_key: str) -> None:
+    if not secret_key:
+        raise ValueError("SECRET_KEY: required when APP_ENV=production")
+    if len(secret_key) < _MIN_PRODUCTION_SECRET_LENGTH:
+        raise ValueError(f"SECRET_KEY: must be at least {_MIN_PRODUCTION_SECRET_LENGTH} characters in production")
+    if _PLACEHOLDER_SECRETS.search(secret_key):
+        raise ValueError("SECRET_KEY: looks like a placeholder; generate one with `openssl rand -hex 32`")
 
 
 def _explain(message: str, fields: Mapping[str, str]) -> str:

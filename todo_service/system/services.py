@@ -12,9 +12,10 @@ from todo_service.lib.errors import FieldError, ServiceUnavailable
 from todo_service.system.schemas import Readiness
 
 if TYPE_CHECKING:
+    from limits.aio.storage import Storage
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ("Check", "ReadinessProbe", "database_check")
+__all__ = ("Check", "ReadinessProbe", "database_check", "redis_check")
 
 Check = Callable[[], Awaitable[None]]
 
@@ -25,6 +26,16 @@ def database_check(engine: AsyncEngine) -> Check:
     async def check() -> None:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+
+    return check
+
+
+def redis_check(storage: Storage) -> Check:
+    """A check that PINGs the rate limiter's Redis."""
+
+    async def check() -> None:
+        if not await storage.check():
+            raise ConnectionError
 
     return check
 
