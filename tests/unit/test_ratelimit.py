@@ -274,7 +274,8 @@ async def test_a_redis_that_never_answers_costs_at_most_the_timeout() -> None:
         await limiter.enforce(scope, [("per_ip", limiter.per_ip, "a"), ("login", limiter.routes["login"], "a")])
         elapsed = time.monotonic() - started
         await limiter.close()
-    assert 0.15 < elapsed < 0.6, elapsed
+    # At least the timeout (it did wait for Redis), and nowhere near a hang, even on a loaded machine.
+    assert 0.15 < elapsed < 2.0, elapsed
     assert STATE_KEY not in scope.get("state", {})
     assert limiter.storage_failures == 1
 
