@@ -148,7 +148,9 @@ async def test_unexpected_500_carries_the_headers_and_the_id_its_handler_saw(dat
 
 
 async def test_database_outage_503_carries_the_headers() -> None:
-    settings = make_settings("postgresql+asyncpg://u:p@127.0.0.1:1/x", db_pool_timeout=1, health_check_timeout=0.5)
+    settings = make_settings(
+        "postgresql+asyncpg://u:p@127.0.0.1:1/x", db_pool_timeout=1, health_check_timeout=0.5, db_connect_attempts=0
+    )
     async with SameLoopClient(app=create_app(settings)) as broken:
         response = await broken.get(ME, headers=bearer_for_unknown_session())
         ready = await broken.get(f"{HEALTH}/ready")
@@ -444,7 +446,16 @@ async def test_cors_responses_expose_the_documented_headers(database_url: str) -
         other = await client.get(ME, headers={**account.headers, "Origin": OTHER_ORIGIN})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == ORIGIN
-    exposed = {"x-request-id", "location", "retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}
+    exposed = {
+        "x-request-id",
+        "location",
+        "retry-after",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+        "x-trace-id",
+        "traceresponse",
+    }
     assert header_set(allowed.headers["access-control-expose-headers"]) == exposed
     assert error.status_code == 401  # errors are readable by the allowed page too
     assert error.headers["access-control-allow-origin"] == "https://admin.example.com"

@@ -166,6 +166,8 @@ def test_cors_allows_exactly_the_configured_origins() -> None:
         "RateLimit-Limit",
         "RateLimit-Remaining",
         "RateLimit-Reset",
+        "X-Trace-Id",
+        "traceresponse",
     ]
     assert config.allow_credentials is False
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from todo_service.lib.errors import WeakPassword
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 __all__ = ("MIN_PASSWORD_LENGTH", "Passwords", "check_password_policy")
 
@@ -23,27 +28,35 @@ class Passwords:
     argon2id costs tens of milliseconds and ``memory_cost`` KiB per call: running it on the event
     loop would stall every other request, and on the default executor a login burst could take
     all its threads. One thread per core bounds both the CPU and the memory it can claim.
+
+    With a ``tracer`` (tracing on), each hash and verification is an ``argon2.hash`` or
+    ``argon2.verify`` span, waiting for a free thread included.
     """
 
-    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int) -> None:
+    def __init__(self, *, time_cost: int, memory_cost: int, parallelism: int, tracer: Tracer | None = None) -> None:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
         )
         self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
         self._dummy_hash: str | None = None
+        self._tracer = tracer
+        self._cost = {"argon2.time_cost": time_cost, "argon2.memory_kib": memory_cost, "argon2.lanes": parallelism}
 
     async def hash(self, password: str) -> str:
         """Return the argon2id hash of ``password``."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._hasher.hash, password)
+        with self._span("argon2.hash"):
+            return await self._hash(password)
 
     async def verify(self, password_hash: str, password: str) -> bool:
         """Whether ``password`` matches ``password_hash`` (a malformed hash never matches)."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self._verify_sync, password_hash, password)
+        with self._span("argon2.verify"):
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._pool, self._verify_sync, password_hash, password)
 
     async def prepare(self) -> None:
-        """Make the dummy hash now (at start), so no login pays for it."""
+        """Make the dummy hash now (at start), so no login pays for it (and no trace shows it)."""
         if self._dummy_hash is None:
-            self._dummy_hash = await self.hash(_DUMMY_PASSWORD)
+            self._dummy_hash = await self._hash(_DUMMY_PASSWORD)
 
     async def verify_nothing(self, password: str) -> None:
         """Spend the time of one verification, for an unknown account, so timing reveals nothing."""
@@ -60,6 +73,14 @@ class Passwords:
     def close(self) -> None:
         """Stop the hashing threads (at application shutdown)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _hash(self, password: str) -> str:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self._hasher.hash, password)
+
+    def _span(self, name: str) -> AbstractContextManager[object]:
+        if self._tracer is None:
+            return nullcontext()
+        return self._tracer.start_as_current_span(name, attributes=self._cost)
 
     def _verify_sync(self, password_hash: str, password: str) -> bool:
         try:

@@ -23,6 +23,8 @@ from todo_service.db.models import AuditEvent
 from todo_service.lib.request_context import request_id_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from litestar.types import Scope
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -68,6 +70,8 @@ class AuditLog:
         self._engine = engine
         # Domain-separated from the JWT key: the same secret never signs two kinds of thing.
         self._email_key = hashlib.sha256(b"todo-service/audit-email\x00" + signing_key.encode()).digest()
+        # Metrics: called for every recorded event, written or not (a failed write is only logged).
+        self.on_record: Callable[[Event, Outcome], None] | None = None
 
     def email_hash(self, email: str) -> str:
         """A keyed hash of the (normalized) email: lets events be correlated without storing it."""
@@ -131,6 +135,8 @@ class AuditTrail:
             "detail": detail,
         }
         self.pending.append(_row(event, outcome, details))
+        if self.log.on_record is not None:
+            self.log.on_record(event, outcome)
 
 
 def _row(event: Event, outcome: Outcome, details: dict[str, Any]) -> dict[str, Any]:

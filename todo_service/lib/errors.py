@@ -14,7 +14,9 @@ import sqlalchemy.exc
 from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
+from todo_service.lib.logs import in_request
 from todo_service.lib.schema import PATTERN_MEANINGS
+from todo_service.lib.telemetry import record_server_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -316,14 +318,17 @@ _LITESTAR_ERRORS: dict[int, Callable[[HTTPException], AppError]] = {
 }
 
 
-# The database (or the network to it) is down or saturated: a retryable 503, not a bug.
-_DEPENDENCY_DOWN = (
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
-    sqlalchemy.exc.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
+def _dependency_down(exc: Exception) -> bool:
+    """Whether the database (or the network to it) is down or saturated: a retryable 503, not a bug."""
+    if isinstance(exc, OSError | TimeoutError | sqlalchemy.exc.TimeoutError | sqlalchemy.exc.InterfaceError):
+        return True  # refused, unresolvable, reset or timed-out connections; an exhausted pool
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+        return True  # the connection died under the statement
+    if not isinstance(exc, sqlalchemy.exc.OperationalError):
+        return False
+    # PEP 249's OperationalError means trouble outside the program's control, except that sqlite3
+    # also raises it for schema mistakes ("no such column"): there only a busy database counts.
+    return type(exc.orig).__module__ != "sqlite3" or "locked" in str(exc.orig) or "busy" in str(exc.orig)
 
 
 def to_app_error(exc: Exception) -> AppError:
@@ -333,7 +338,7 @@ def to_app_error(exc: Exception) -> AppError:
     if isinstance(exc, RecursionError):
         # Raised while decoding a body nested thousands of levels deep (a parser bomb).
         return MalformedRequest("The request body is nested too deeply")
-    if isinstance(exc, _DEPENDENCY_DOWN):
+    if _dependency_down(exc):
         return ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"})
     if isinstance(exc, HTTPException):
         if translate := _LITESTAR_ERRORS.get(exc.status_code):
@@ -346,10 +351,13 @@ def to_app_error(exc: Exception) -> AppError:
 def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     """The app's only exception handler: never a stack trace, SQL or repository message to the client."""
     error = to_app_error(exc)
+    context = in_request(request.scope)  # errors raised by middleware are handled outside the log context
     if isinstance(error, InternalError):
-        logger.error("unhandled error on %s %s", request.method, request.scope["path"], exc_info=exc)
+        logger.error("unhandled error on %s %s", request.method, request.scope["path"], exc_info=exc, extra=context)
     elif error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        logger.warning("%s %s: %s (%r)", request.method, request.scope["path"], error.detail, exc)
+        logger.warning("%s %s: %s (%r)", request.method, request.scope["path"], error.detail, exc, extra=context)
+    if error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+        record_server_error(exc)  # Litestar marks no span as failed (litestar#4594); 4xx are not failures
     body = ErrorBody(
         detail=error.detail,
         error_code=error.error_code,

@@ -75,6 +75,8 @@ CORS_EXPOSED_HEADERS = (
     "RateLimit-Limit",
     "RateLimit-Remaining",
     "RateLimit-Reset",
+    "X-Trace-Id",  # with tracing on: the request's trace, to look it up in Jaeger
+    "traceresponse",
 )
 
 

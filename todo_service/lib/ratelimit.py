@@ -122,6 +122,7 @@ class RateLimiter:
         self.on_limited = on_limited
         self.rejections: Counter[str] = Counter()  # refused requests, by rule
         self.storage_failures = 0  # storage calls that failed or timed out
+        self.on_rejected: Callable[[str], None] | None = None  # metrics: every refused request, by rule
         self._strategy = MovingWindowRateLimiter(storage)
         self._pool = pool
         self._timeout = settings.redis_timeout if pool else None  # memory does no I/O: nothing to bound
@@ -193,6 +194,8 @@ class RateLimiter:
 
     async def _refused(self, scope: Scope, verdict: Verdict, item: RateLimitItem, identity: str) -> None:
         self.rejections[verdict.rule] += 1
+        if self.on_rejected is not None:
+            self.on_rejected(verdict.rule)
         if self.on_limited is None:
             return
         # One marker per refused key, living until the window frees a slot: the first refusal

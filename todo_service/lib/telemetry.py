@@ -1,0 +1,304 @@
+"""Traces: the OpenTelemetry SDK, configured from Settings; nothing at all without an OTLP endpoint.
+
+:func:`build_tracing` returns None when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is unset: then no provider,
+middleware, hook or instrumentation exists and requests cost nothing more. With an endpoint:
+
+- one :class:`TracerProvider` per process and tracing configuration (the factory runs twice under
+  ``todo-service run`` and many times in the tests), kept here, never made global
+  (``trace.set_tracer_provider`` is one-shot): it is handed to everything explicitly. It exports
+  through a ``BatchSpanProcessor`` (OTLP over HTTP/protobuf or gRPC). App shutdown flushes it (uvicorn
+  re-raises SIGTERM once the app is down: no exit handler runs then); at a normal exit the SDK's own
+  handler shuts it down, once.
+- one trace per request: Litestar's OpenTelemetry plugin makes the server span (continuing a
+  caller's W3C ``traceparent``); a ``before_send`` hook renames it after the route template
+  (``GET /api/v1/users/{user_id}/tasks``, never the raw path) and answers ``X-Trace-Id`` and
+  ``traceresponse``. Health probes, docs and ``/metrics`` are not traced, their queries included.
+- database spans from the engine the app uses (SQLAlchemy's ``EngineTracer``, per engine: the
+  instrumentor is a process singleton that would instrument the first engine only, and patches
+  ``create_engine`` globally); Redis spans from redis-py's instrumentation, which patches the
+  library globally: done once per process (again only if the configuration changes, in tests).
+- :func:`record_server_error` (the exception handler) marks 5xx spans as errors, exception recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import traceback
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from opentelemetry import trace
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.version import __version__ as sdk_version
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.util.http import sanitize_method
+from opentelemetry.util.re import parse_env_headers
+
+from todo_service import __version__
+from todo_service.lib.logs import redact
+from todo_service.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from litestar.config.app import AppConfig
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+__all__ = (
+    "TRACE_ID_HEADER",
+    "UNTRACED_PATHS",
+    "Tracing",
+    "build_tracing",
+    "current_trace_ids",
+    "record_server_error",
+    "shutdown_tracing",
+    "tracer_provider_for",
+)
+
+TRACE_ID_HEADER = "X-Trace-Id"
+UNTRACED_PATHS = re.compile(r"^/(?:api/v1/health|api/docs|metrics)(?:/|$)")
+FLUSH_TIMEOUT_MILLIS = 5000
+_SERVER_SPAN = "otel_server_span"  # the request's server span, in the scope state
+_OTEL_FIELDS = tuple(name for name in Settings.__struct_fields__ if name.startswith("otel_"))
+
+
+@dataclass
+class _Process:
+    """What exists once per process: providers by configuration, and the provider Redis reports to."""
+
+    providers: dict[tuple[Any, ...], TracerProvider] = field(default_factory=dict)
+    redis_provider: TracerProvider | None = None
+
+
+_process = _Process()
+
+
+def current_trace_ids() -> tuple[str, str] | None:
+    """The current ``(trace_id, span_id)`` in hex (32 and 16 digits), or None outside any span.
+
+    For log lines: inside a request that is the server span (sampled or not: ``X-Trace-Id`` tells
+    the client the same id).
+    """
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def record_server_error(exc: BaseException) -> None:
+    """Mark the current span as failed with ``exc`` recorded (for 5xx; no-op when nothing is traced).
+
+    The message and stack trace go through the logs' redaction: SQLAlchemy errors quote the values
+    a statement was given, which ``db.statement`` never shows either.
+    """
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    stack = redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    span.record_exception(exc, attributes={"exception.message": redact(str(exc)), "exception.stacktrace": stack})
+    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+
+
+def tracer_provider_for(settings: Settings) -> TracerProvider | None:
+    """The process's provider for this tracing configuration (made on first use); None without an endpoint.
+
+    Raises:
+        SettingsError: ``OTEL_EXPORTER_OTLP_ENDPOINT`` is not an http(s) URL.
+    """
+    if not settings.otel_exporter_otlp_endpoint:
+        return None
+    key = _key(settings)
+    if (provider := _process.providers.get(key)) is None:
+        # shutdown_on_exit (the default): the SDK shuts it down at exit, flushing what is left, once.
+        provider = TracerProvider(resource=_resource(settings), sampler=_sampler(settings))
+        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
+        _process.providers[key] = provider
+    return provider
+
+
+def shutdown_tracing(settings: Settings | None = None) -> None:
+    """Flush and shut down the provider of ``settings``' tracing configuration (all of them when None).
+
+    For tests and embedding; a server needs none of it (process exit does the same). The Redis
+    instrumentation goes with its provider; a later app with that configuration gets a new one.
+    """
+    keys = [_key(settings)] if settings else list(_process.providers)
+    for key in keys:
+        if (provider := _process.providers.pop(key, None)) is None:
+            continue
+        if provider is _process.redis_provider:
+            RedisInstrumentor().uninstrument()
+            _process.redis_provider = None
+        provider.shutdown()
+
+
+def build_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
+    """The app's tracing (instrumenting ``engine``), or None when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is unset."""
+    provider = tracer_provider_for(settings)
+    if provider is None:
+        return None
+    # The instrumentation's own metrics stay off: Prometheus has ours.
+    meter = NoOpMeterProvider().get_meter(__name__)
+    connections = meter.create_up_down_counter("db.client.connections.usage")
+    tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
+    EngineTracer(tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
+    if settings.redis_url:
+        _instrument_redis(provider)
+    return Tracing(provider)
+
+
+class Tracing:
+    """One app's tracing: the provider, a tracer for our own spans, and the ``on_app_init`` hook."""
+
+    def __init__(self, provider: TracerProvider) -> None:
+        self.provider = provider
+        self.tracer: Tracer = provider.get_tracer("todo_service", __version__)
+        self.plugin = OpenTelemetryPlugin(
+            OpenTelemetryConfig(
+                tracer_provider=provider,
+                meter_provider=NoOpMeterProvider(),
+                exclude=UNTRACED_PATHS.pattern,
+                exclude_spans=["receive", "send"],
+                scopes={ScopeType.HTTP},
+                scope_span_details_extractor=_initial_span_details,
+                server_request_hook_handler=_keep_server_span,
+            )
+        )
+
+    def install(self, app_config: AppConfig) -> AppConfig:
+        """``on_app_init`` hook: the plugin (outermost, around routing), the untraced routes, the headers."""
+        app_config.plugins.append(self.plugin)
+        app_config.middleware.append(_Untraced())
+        app_config.before_send.append(_name_span_and_answer_trace_id)
+        app_config.on_shutdown.append(self.flush)
+        return app_config
+
+    async def flush(self) -> None:
+        """Export the spans still queued (at app shutdown; the provider lives on for other apps)."""
+        await asyncio.to_thread(self.provider.force_flush, FLUSH_TIMEOUT_MILLIS)
+
+
+class _Untraced(ASGIMiddleware):
+    """Health probes, docs, ``/metrics``: no server span (the plugin skips them) and no child spans."""
+
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        if not UNTRACED_PATHS.match(scope["path"]):
+            await next_app(scope, receive, send)
+            return
+        with suppress_instrumentation():  # e.g. the readiness probe's SELECT 1 would make a root span
+            await next_app(scope, receive, send)
+
+
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
+
+
+def _initial_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
+    # Before routing only the method is known; the raw path (ids in it) never names a span.
+    return _method(scope), {}
+
+
+def _keep_server_span(span: Span, scope: dict[str, Any]) -> None:
+    scope.setdefault("state", {})[_SERVER_SPAN] = span
+    if scope.get("query_string"):
+        # Query strings carry the user's data (search terms): they stay out of traces.
+        attributes = getattr(span, "attributes", None) or {}
+        for key in _URL_ATTRIBUTES:
+            if key in attributes:
+                span.set_attribute(key, str(attributes[key]).split("?", 1)[0])
+        if "url.query" in attributes:
+            span.set_attribute("url.query", "")
+
+
+async def _name_span_and_answer_trace_id(message: Message, scope: Scope) -> None:
+    """``before_send``: name the server span after the route; tell the client the trace id."""
+    span = scope.get("state", {}).get(_SERVER_SPAN)
+    if message["type"] != "http.response.start" or not isinstance(span, Span):
+        return
+    if template := scope.get("path_template"):  # unknown routes keep the bare method
+        span.update_name(f"{_method(scope)} {template}")
+        span.set_attribute(HTTP_ROUTE, template)
+    context = span.get_span_context()
+    trace_id = format(context.trace_id, "032x")
+    message.setdefault("headers", [])
+    headers = MutableScopeHeaders.from_message(message)
+    headers[TRACE_ID_HEADER] = trace_id
+    headers["traceresponse"] = f"00-{trace_id}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+def _method(scope: Scope) -> str:
+    method = sanitize_method(str(scope.get("method", "")))
+    return "HTTP" if method == "_OTHER" else method  # semantic conventions: unknown methods are "HTTP"
+
+
+def _instrument_redis(provider: TracerProvider) -> None:
+    """redis-py is patched process-wide: once, or again when another configuration's app comes (tests)."""
+    if _process.redis_provider is provider:
+        return
+    instrumentor = RedisInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.uninstrument()
+    instrumentor.instrument(tracer_provider=provider)
+    _process.redis_provider = provider
+
+
+def _key(settings: Settings) -> tuple[Any, ...]:
+    return tuple(getattr(settings, name) for name in _OTEL_FIELDS)
+
+
+def _sampler(settings: Settings) -> Sampler:
+    ratio = settings.otel_traces_sampler_arg
+    roots: dict[str, Sampler] = {
+        "always_on": ALWAYS_ON,
+        "always_off": ALWAYS_OFF,
+        "traceidratio": TraceIdRatioBased(1.0 if ratio is None else ratio),
+    }
+    name = settings.otel_traces_sampler
+    root = roots[name.removeprefix("parentbased_")]
+    return ParentBased(root) if name.startswith("parentbased_") else root
+
+
+def _resource(settings: Settings) -> Resource:
+    """``OTEL_RESOURCE_ATTRIBUTES`` (percent-decoded), ``service.name`` from ``OTEL_SERVICE_NAME``, our version."""
+    attributes = {"telemetry.sdk.language": "python", "telemetry.sdk.name": "opentelemetry"}
+    attributes["telemetry.sdk.version"] = sdk_version
+    for pair in settings.otel_resource_attributes.split(","):
+        if pair.strip():  # Settings checked that every pair has an "="
+            key, _, value = pair.partition("=")
+            attributes[key.strip()] = urllib.parse.unquote(value.strip())
+    attributes["service.name"] = settings.otel_service_name
+    attributes.setdefault("service.version", __version__)
+    return Resource(attributes)
+
+
+def _exporter(settings: Settings) -> SpanExporter:
+    endpoint = (settings.otel_exporter_otlp_endpoint or "").rstrip("/")
+    url = urllib.parse.urlsplit(endpoint)
+    if url.scheme not in {"http", "https"} or not url.hostname:
+        msg = "invalid setting OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL"
+        raise SettingsError(msg)
+    headers = dict(parse_env_headers(settings.otel_exporter_otlp_headers, liberal=True))
+    # Imported when chosen: each pulls in its transport (grpcio is the heavy one).
+    if settings.otel_exporter_otlp_protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter(endpoint=endpoint, insecure=url.scheme == "http", headers=headers)
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+
+    return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", headers=headers)
