@@ -2,6 +2,9 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
+# docker compose, or podman compose where docker is missing
+compose := if `command -v docker || true` != "" { "docker compose" } else { "podman compose" }
+
 # List the recipes
 default:
     @just --list --unsorted
@@ -28,11 +31,28 @@ test *args: sync _servers
 fuzz seconds="600": sync _servers
     FUZZ_MAX_TIME={{ seconds }} FUZZ_SEED=$RANDOM uv run --frozen pytest -p no:cacheprovider tests/integration/test_schemathesis.py
 
-# Lint, check formatting and type-check (strict)
+# Load benchmark beside the raw-asyncpg ceiling (../shared/bench), then login, reads-beside-logins and memory; writes bench/report-<server>.txt
+bench *args: sync
+    {{ args }} bench/run.sh
+
+# Where one worker's CPU goes under load (py-spy), on the last benchmark run's data: just profile s1_list
+profile scenario="s2_get": sync
+    bench/profile.sh {{ scenario }}
+
+# Lint, check formatting, type-check (strict) and lint the Containerfile
 lint: sync
     uv run --frozen ruff check .
     uv run --frozen ruff format --check .
     uv run --frozen mypy
+    uv run --frozen hadolint Containerfile
+
+# Start the whole stack with docker or podman compose (add `monitoring` for Prometheus and Grafana)
+up *profiles:
+    {{ compose }} {{ prepend("--profile ", profiles) }} up --detach --build --wait
+
+# Stop the stack (its database volume stays; `just down --volumes` drops it)
+down *args:
+    {{ compose }} --profile monitoring down {{ args }}
 
 # Format the code and apply safe lint fixes
 fmt: sync

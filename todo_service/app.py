@@ -1,5 +1,6 @@
 """The application factory: every piece of the service is assembled here, from one Settings object."""
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -8,9 +9,9 @@ from typing import Any, TypeVar
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request
+from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.logging import LoggingConfig
 from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -25,16 +26,20 @@ from todo_service.auth.sessions import session_pruner
 from todo_service.auth.tokens import TokenIssuer, build_jwt_auth
 from todo_service.cli import ProjectCommands
 from todo_service.lib.audit import AuditLog, AuditTrail, Event, Outcome
-from todo_service.lib.database import create_engine, database_config
+from todo_service.lib.database import create_engine, create_statements, database_config, wait_for_database
 from todo_service.lib.errors import exception_to_response
 from todo_service.lib.http_headers import TransportSecurity
+from todo_service.lib.logs import configure_logging
+from todo_service.lib.metrics import build_metrics
 from todo_service.lib.openapi import openapi_config
 from todo_service.lib.ratelimit import build_rate_limiter
 from todo_service.lib.request_context import ClientAddress
+from todo_service.lib.telemetry import build_tracing, current_trace_ids
 from todo_service.settings import Settings
 from todo_service.system.controllers import SystemController
 from todo_service.system.services import ReadinessProbe, database_check, redis_check
 from todo_service.tasks.controllers import TaskController
+from todo_service.tasks.services import TaskService
 from todo_service.users.controllers import UserController
 
 __all__ = ("AppContext", "create_app")
@@ -63,6 +68,35 @@ class AppContext:
     audit_log: AuditLog
 
 
+async def log_started() -> None:
+    """The last word of start-up, whatever serves the app (one line per worker)."""
+    logger.info("Application startup complete.")
+
+
+async def log_stopped() -> None:
+    """The last word of shutdown: pools closed, spans flushed (one line per worker)."""
+    logger.info("Application shutdown complete.")
+
+
+async def freeze_startup_objects() -> None:
+    """Move what start-up made (modules, models, routes, pools) out of the garbage collector's sight.
+
+    A full collection walks every object the process holds: with SQLAlchemy, Litestar and
+    OpenTelemetry loaded that took 70 to 90 ms here, a stall every few seconds under load and the
+    whole of the p99 latency. Frozen objects are never collected (they live as long as the app
+    anyway); what requests allocate is collected as before, in a fraction of the time.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def last_words(app_config: AppConfig) -> AppConfig:
+    """``on_app_init`` hook, listed last: freeze and log once start-up is done; log once shutdown is."""
+    app_config.on_startup.extend([freeze_startup_objects, log_started])
+    app_config.on_shutdown.append(log_stopped)
+    return app_config
+
+
 def provide_caller(request: Request[Caller, Any, Any]) -> Caller:
     """The caller the JWT middleware authenticated."""
     return request.user
@@ -71,7 +105,12 @@ def provide_caller(request: Request[Caller, Any, Any]) -> Caller:
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the service. Without ``settings`` they are read from the environment (and ``.env``)."""
     settings = settings or Settings.from_env()
+    # First: every record from here on is formatted; lines in a span carry its trace and span ids.
+    request_logging = configure_logging(settings, trace_ids=current_trace_ids)
     engine = create_engine(settings)
+    tracing = build_tracing(settings, engine)  # None without OTEL_EXPORTER_OTLP_ENDPOINT: nothing is installed
+    # The task routes' statements: straight to asyncpg on PostgreSQL (see lib/statements.py).
+    statements = create_statements(settings, engine, tracer=tracing.db_tracer if tracing else None)
     audit_log = AuditLog(engine, settings.signing_key)
     db_config = database_config(settings, engine, after_transaction=audit_log.flush)
     client_address = ClientAddress(settings.trusted_proxies)
@@ -80,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         time_cost=settings.argon2_time_cost,
         memory_cost=settings.argon2_memory_cost,
         parallelism=settings.argon2_parallelism,
+        tracer=tracing.tracer if tracing else None,
     )
     auth_config = AuthConfig(
         passwords=passwords,
@@ -96,6 +136,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         """The request's audit trail (written once the response starts)."""
         return audit_log.trail(request.scope, client_address)
 
+    async def wait_for_the_database() -> None:
+        await wait_for_database(
+            engine, attempts=settings.db_connect_attempts, first_pause=settings.db_connect_retry_seconds
+        )
+
     async def dispose_engine() -> None:
         # Advanced Alchemy's lifespan skips this when its state keys were de-duplicated (several
         # configs in one process, as in the tests).
@@ -107,6 +152,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     # None when RATE_LIMIT_ENABLED=false: then nothing is installed.
     rate_limiter = build_rate_limiter(settings, on_limited=audit_rate_limited)
+    # None when METRICS_ENABLED=false: then nothing is installed (no /metrics, no hooks).
+    metrics = build_metrics(settings, engine, audit_log, rate_limiter, statements)
     checks = {"database": database_check(engine)}
     if rate_limiter is not None and settings.redis_url:
         checks["redis"] = redis_check(rate_limiter.storage)
@@ -123,23 +170,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[
             jwt_auth.on_app_init,
             *([rate_limiter.install] if rate_limiter else []),  # after JWT: its limits run before authentication
+            *([metrics.install] if metrics else []),  # in front of JWT and limits: counts their 401s, 429s
+            *([tracing.install] if tracing else []),  # server spans (outside all middleware), X-Trace-Id
+            request_logging.install,  # the access log; its clock and log context right inside the request id
             TransportSecurity(settings).install,
+            last_words,  # after every hook the others added
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),
             "auth_config": _singleton(auth_config),
             "audit": Provide(provide_audit, sync_to_thread=False),
             "readiness": _singleton(readiness),
+            "task_service": _singleton(TaskService(statements)),
         },
         exception_handlers={Exception: exception_to_response},
         openapi_config=openapi_config(__version__),
         request_max_body_size=settings.max_body_bytes,
         lifespan=[session_pruner(session_maker, settings.session_prune_interval_seconds)],
-        on_startup=[passwords.prepare],
-        on_shutdown=[passwords.close, dispose_engine],
-        logging_config=LoggingConfig(
-            root={"level": settings.log_level, "handlers": ["queue_listener"]},
-            log_exceptions="never",  # our exception handler logs every 5xx once, with its traceback
-        ),
+        on_startup=[wait_for_the_database, passwords.prepare, statements.start],
+        on_shutdown=[passwords.close, statements.close, dispose_engine],
         debug=False,
     )

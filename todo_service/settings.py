@@ -68,6 +68,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 10
     db_pool_timeout: PositiveFloat = 10.0
     db_echo: bool = False
+    # TLS to PostgreSQL (asyncpg's sslmode; unset: its default, "prefer", or the URL's sslmode).
+    db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    # At start, wait for the database: this many attempts, the pause doubling from this many seconds
+    # (0: start without waiting; readiness then reports the database until it answers).
+    db_connect_attempts: Annotated[int, msgspec.Meta(ge=0)] = 10
+    db_connect_retry_seconds: PositiveFloat = 0.5
     health_check_timeout: PositiveFloat = 2.0
     session_prune_interval_seconds: PositiveInt = 3600
 

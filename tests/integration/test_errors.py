@@ -202,7 +202,9 @@ async def test_unexpected_exception_is_a_bare_500_and_logged(caplog: pytest.LogC
 
 
 async def test_database_down_is_a_retryable_503_that_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    settings = make_settings("postgresql+asyncpg://u:p@127.0.0.1:1/x", db_pool_timeout=1, health_check_timeout=0.5)
+    settings = make_settings(
+        "postgresql+asyncpg://u:p@127.0.0.1:1/x", db_pool_timeout=1, health_check_timeout=0.5, db_connect_attempts=0
+    )
     with service_logs(caplog):
         async with SameLoopClient(app=create_app(settings)) as broken:
             response = await broken.get("/api/v1/users/me", headers=bearer_for_unknown_session())

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from litestar.middleware.base import DefineMiddleware
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
@@ -227,7 +226,7 @@ async def test_metrics_disabled_installs_nothing(database_url: str) -> None:
             (await c.post(LOGIN, json={"email": "off@example.com", "password": WRONG})).status_code for _ in "ab"
         ]
         assert statuses == [401, 429]
-        assert not [m for m in c.app.middleware if isinstance(m, DefineMiddleware) and m.middleware is _RequestMetrics]
+        assert _RequestMetrics not in c.app.middleware
         context = c.app.state.context
         assert context.audit_log.on_record is None
         assert c.app.state.rate_limiter.on_rejected is None

@@ -212,6 +212,16 @@ async def test_due_before_and_due_after_are_strict(client: Client, account: Acco
     assert sorted(ids(window)) == sorted([early["id"], exact["id"]])
 
 
+async def test_due_bounds_without_an_offset_are_taken_as_utc(client: Client, account: Account) -> None:
+    early = await create_task(client, account, due_date="2030-01-01T00:00:00Z")
+    late = await create_task(client, account, due_date="2030-01-01T02:00:00Z")
+
+    assert ids(await list_tasks(client, account, due_before="2030-01-01T01:00:00")) == [early["id"]]
+    assert ids(await list_tasks(client, account, due_after="2030-01-01T01:00:00")) == [late["id"]]
+    # The same instant with an offset: 01:00 UTC is 03:00 in UTC+2.
+    assert ids(await list_tasks(client, account, due_before="2030-01-01T03:00:00+02:00")) == [early["id"]]
+
+
 async def test_overdue_splits_open_past_due_tasks_from_the_rest(client: Client, account: Account) -> None:
     past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()

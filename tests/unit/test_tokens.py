@@ -10,11 +10,20 @@ from typing import Any
 import jwt
 import pytest
 from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.authentication import AuthenticationResult
 from litestar.testing import RequestFactory
 
 from tests.factories import TEST_SECRET
 from todo_service.auth.access import Caller
-from todo_service.auth.tokens import AccessToken, IssuedToken, TokenIssuer, build_jwt_auth, caller_from_token
+from todo_service.auth.tokens import (
+    AccessToken,
+    BearerTokenMiddleware,
+    IssuedToken,
+    TokenIssuer,
+    VerifiedTokens,
+    build_jwt_auth,
+    caller_from_token,
+)
 
 THIRTY_MINUTES = timedelta(minutes=30)
 
@@ -118,3 +127,46 @@ async def test_caller_from_token_rejects_ids_that_are_not_uuids(sub: str, sid: s
 
     assert caught.value.status_code == 401
     assert caught.value.detail == "Invalid token"
+
+
+# --- verified tokens, kept until they expire --------------------------------------------------------
+
+
+def verified_result(exp: datetime, sub: str = "u") -> AuthenticationResult:
+    token = AccessToken(exp=exp, sub=sub, jti="j", sid="s")
+    return AuthenticationResult(user=Caller(uuid.uuid4(), uuid.uuid4(), "j"), auth=token)
+
+
+def test_a_verified_token_is_kept_until_its_exp() -> None:
+    store = VerifiedTokens()
+    result = verified_result(datetime.now(UTC) + THIRTY_MINUTES)
+    store.put("token-a", result)
+    assert store.get("token-a") is result
+    assert store.get("token-b") is None  # only the exact text
+
+
+def test_an_expired_token_is_dropped_not_returned(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = VerifiedTokens()
+    exp = datetime.now(UTC) + timedelta(seconds=60)
+    store.put("token", verified_result(exp))
+    later = exp.timestamp()  # exp itself: PyJWT calls the token expired from that second on
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert store.get("token") is None
+    assert store._entries == {}
+
+
+def test_the_oldest_token_makes_room_when_full() -> None:
+    store = VerifiedTokens(size=2)
+    exp = datetime.now(UTC) + THIRTY_MINUTES
+    for name in ("first", "second", "third"):
+        store.put(name, verified_result(exp))
+    assert [store.get(name) is not None for name in ("first", "second", "third")] == [False, True, True]
+
+
+def test_each_app_keeps_its_own_verified_tokens() -> None:
+    one, two = build_jwt_auth(TEST_SECRET, THIRTY_MINUTES), build_jwt_auth("another-" + TEST_SECRET, THIRTY_MINUTES)
+    first, second = one.authentication_middleware_class, two.authentication_middleware_class
+    assert issubclass(first, BearerTokenMiddleware)
+    assert issubclass(second, BearerTokenMiddleware)
+    assert first.verified is not second.verified
+    assert first.verified is not BearerTokenMiddleware.verified

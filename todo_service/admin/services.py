@@ -9,13 +9,14 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import select, update
 
 from todo_service.admin.schemas import AuditEventRead
-from todo_service.auth.access import caller_is_admin, explain_refusal, refuse
+from todo_service.auth.access import admin_guard, caller_is_admin, caller_params, explain_refusal, refuse
 from todo_service.auth.sessions import revoke_sessions
 from todo_service.db.models import AuditEvent, Role, User
 from todo_service.lib.audit import Event, Outcome
 from todo_service.lib.errors import Forbidden, UserNotFound
-from todo_service.lib.pagination import Page, fetch_page
+from todo_service.lib.pagination import Page, PageQuery, fetch_page
 from todo_service.lib.service import Service
+from todo_service.lib.statements import SessionStatements
 from todo_service.users.schemas import UserRead
 from todo_service.users.services import USER_COLUMNS
 
@@ -68,13 +69,17 @@ class AdminService(Service[User]):
             where.append(User.role == role)
         if is_active is not None:
             where.append(User.is_active == is_active)
-        rows, total = await fetch_page(
-            self.db,
+        query = PageQuery.build(
             source=User.__table__,
             columns=USER_COLUMNS,
             where=where,
-            guard=caller_is_admin(caller),
+            guard=admin_guard(),
             order_by=[User.created_at.asc(), User.id.asc()],
+        )
+        rows, total = await fetch_page(
+            SessionStatements(self.db),
+            query,
+            caller_params(caller),
             page=page,
             limit=limit,
             on_empty=lambda: explain_refusal(self.db, caller, admin=True),
@@ -130,13 +135,17 @@ class AdminService(Service[User]):
             where.append(AuditEvent.user_id == user_id)
         if email_hash is not None:
             where.append(AuditEvent.email_hash == email_hash)
-        rows, total = await fetch_page(
-            self.db,
+        query = PageQuery.build(
             source=AuditEvent.__table__,
             columns=AUDIT_COLUMNS,
             where=where,
-            guard=caller_is_admin(caller),
+            guard=admin_guard(),
             order_by=[AuditEvent.created_at.desc(), AuditEvent.id.desc()],
+        )
+        rows, total = await fetch_page(
+            SessionStatements(self.db),
+            query,
+            caller_params(caller),
             page=page,
             limit=limit,
             on_empty=lambda: explain_refusal(self.db, caller, admin=True),

@@ -10,20 +10,33 @@ forbidden act (403) from a plain miss (404).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, NoReturn
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, Select, false, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, false, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_service.db.models import AuthSession, Role, User
 from todo_service.lib.errors import Forbidden, InvalidToken, TokenRevoked
+from todo_service.lib.statements import SessionStatements
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
     from todo_service.lib.errors import AppError
+    from todo_service.lib.statements import Statements
 
-__all__ = ("Caller", "caller_is_admin", "caller_may", "explain_refusal", "refuse")
+__all__ = (
+    "CALLER_ID",
+    "CALLER_SESSION",
+    "Caller",
+    "admin_guard",
+    "caller_is_admin",
+    "caller_may",
+    "caller_params",
+    "explain_refusal",
+    "guard",
+    "refuse",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,45 +48,80 @@ class Caller:
     token_id: str
 
 
-def _live_session(caller: Caller) -> Select[tuple[UUID]]:
+# The caller's identity as statement parameters: guards are built once, with these placeholders.
+CALLER_ID = "caller_id"
+CALLER_SESSION = "caller_session"
+
+
+def caller_params(caller: Caller) -> dict[str, UUID]:
+    """The values of a guard's placeholders for ``caller``."""
+    return {CALLER_ID: caller.user_id, CALLER_SESSION: caller.session_id}
+
+
+def _live_session() -> Select[tuple[UUID]]:
     """The caller's session, if it is unrevoked and its account active."""
     return (
         select(AuthSession.id)
         .join(User, User.id == AuthSession.user_id)
         .where(
-            AuthSession.id == caller.session_id,
-            AuthSession.user_id == caller.user_id,
+            AuthSession.id == bindparam(CALLER_SESSION),
+            AuthSession.user_id == bindparam(CALLER_ID),
             AuthSession.revoked_at.is_(None),
             User.is_active,
         )
     )
 
 
-def caller_may(caller: Caller, *, owner_id: UUID, write: bool) -> ColumnElement[bool]:
-    """SQL condition: the caller's session is live and its user may read (or change) ``owner_id``'s data.
+@cache
+def guard(*, own: bool, write: bool) -> ColumnElement[bool]:
+    """SQL condition (built once per kind): the caller's session is live and may read or change the data.
 
-    Users reach their own data; admins may also read anyone's; guests may not write.
+    ``own``: the data is the caller's own. Users reach their own data; admins may also read anyone's;
+    guests may not write. The statement's parameters must include :func:`caller_params`.
     """
     role_rule: ColumnElement[bool] = true()
-    if owner_id != caller.user_id:
+    if not own:
         role_rule = false() if write else User.role == Role.ADMIN
     elif write:
         role_rule = User.role != Role.GUEST
-    return _live_session(caller).where(role_rule).exists()
+    return _live_session().where(role_rule).exists()
+
+
+@cache
+def admin_guard() -> ColumnElement[bool]:
+    """SQL condition (built once): the caller's session is live and its user is an admin."""
+    return _live_session().where(User.role == Role.ADMIN).exists()
+
+
+def caller_may(caller: Caller, *, owner_id: UUID, write: bool) -> ColumnElement[bool]:
+    """:func:`guard` with ``caller``'s values filled in, for statements built per request."""
+    return guard(own=owner_id == caller.user_id, write=write).params(caller_params(caller))
 
 
 def caller_is_admin(caller: Caller) -> ColumnElement[bool]:
-    """SQL condition: the caller's session is live and its user is an admin."""
-    return _live_session(caller).where(User.role == Role.ADMIN).exists()
+    """:func:`admin_guard` with ``caller``'s values filled in, for statements built per request."""
+    return admin_guard().params(caller_params(caller))
+
+
+_SESSION_STATE = (
+    select(AuthSession.revoked_at, User.is_active, User.role)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.id == bindparam(CALLER_SESSION), AuthSession.user_id == bindparam(CALLER_ID))
+)
 
 
 async def explain_refusal(
-    db: AsyncSession, caller: Caller, *, owner_id: UUID | None = None, write: bool = False, admin: bool = False
+    db: AsyncSession | Statements,
+    caller: Caller,
+    *,
+    owner_id: UUID | None = None,
+    write: bool = False,
+    admin: bool = False,
 ) -> None:
     """Raise why a guarded statement found nothing; return if it was a plain miss.
 
     Args:
-        db: The request's session.
+        db: The request's session, or the statements the guarded one ran on.
         caller: Who asked.
         owner_id: Whose data the statement touched (guarded by :func:`caller_may`).
         write: Whether it changed data.
@@ -84,30 +132,26 @@ async def explain_refusal(
         InvalidToken: the account was deactivated.
         Forbidden: the caller's role does not allow this.
     """
-    row = (
-        await db.execute(
-            select(AuthSession.revoked_at, User.is_active, User.role)
-            .join(User, User.id == AuthSession.user_id)
-            .where(AuthSession.id == caller.session_id, AuthSession.user_id == caller.user_id)
-        )
-    ).one_or_none()
+    statements = SessionStatements(db) if isinstance(db, AsyncSession) else db
+    row = await statements.one(_SESSION_STATE, caller_params(caller))
     if row is None:
         raise TokenRevoked
+    revoked_at, is_active, role = row
     # A deactivated account says so, whatever became of its sessions (deactivation revokes them).
-    if not row.is_active:
+    if not is_active:
         raise InvalidToken("The account is deactivated")
-    if row.revoked_at is not None:
+    if revoked_at is not None:
         raise TokenRevoked
-    if admin and row.role != Role.ADMIN:
+    if admin and role != Role.ADMIN:
         raise Forbidden("Administrators only")
-    if write and row.role == Role.GUEST:
+    if write and role == Role.GUEST:
         raise Forbidden("Guests can read but not change anything")
-    if owner_id is not None and owner_id != caller.user_id and (write or row.role != Role.ADMIN):
+    if owner_id is not None and owner_id != caller.user_id and (write or role != Role.ADMIN):
         raise Forbidden("You can only access your own data")
 
 
 async def refuse(  # noqa: PLR0913  (the arguments of explain_refusal, plus what to raise)
-    db: AsyncSession,
+    db: AsyncSession | Statements,
     caller: Caller,
     *,
     otherwise: AppError,

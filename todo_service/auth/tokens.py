@@ -2,14 +2,16 @@
 
 A token names its user (``sub``), its login session (``sid``) and itself (``jti``). Checking one
 costs no database round trip: whether its session is still live is asked inside the query that
-serves the request (see :mod:`todo_service.auth.access`).
+serves the request (see :mod:`todo_service.auth.access`). A verified token's verdict is kept until
+it expires (:class:`VerifiedTokens`), so a client's next requests skip the signature check.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from litestar.exceptions import NotAuthorizedException
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
@@ -23,7 +25,15 @@ if TYPE_CHECKING:
     from litestar.connection import ASGIConnection
     from litestar.middleware.authentication import AuthenticationResult
 
-__all__ = ("AccessToken", "BearerTokenMiddleware", "IssuedToken", "TokenIssuer", "build_jwt_auth", "caller_from_token")
+__all__ = (
+    "AccessToken",
+    "BearerTokenMiddleware",
+    "IssuedToken",
+    "TokenIssuer",
+    "VerifiedTokens",
+    "build_jwt_auth",
+    "caller_from_token",
+)
 
 ALGORITHM = "HS256"
 # Routes under these prefixes never need a token (Litestar's own docs and metrics routers).
@@ -47,18 +57,59 @@ class IssuedToken:
     expires_in: int
 
 
-class BearerTokenMiddleware(JWTAuthenticationMiddleware):
-    """Litestar's JWT middleware, refusing tokens sent under any scheme but ``Bearer``.
+class VerifiedTokens:
+    """Tokens whose signature and claims were checked, until they expire (at most ``size``, oldest out).
 
-    Litestar takes whatever follows the first space (``Basic <jwt>`` would pass).
+    Checking an HS256 token (base64, JSON, HMAC, claims) costs more than the rest of a cached read:
+    a client sends the same token with every request, so its verdict is kept. Only a token that
+    passed every check is kept, keyed by its exact text (the signature included), and only until
+    its ``exp``: then it goes through the full check again and fails as expired. Whether its session
+    is still live is never cached: every statement checks that (see ``access.py``).
     """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[float, AuthenticationResult]] = {}
+
+    def get(self, encoded: str) -> AuthenticationResult | None:
+        """The kept result for ``encoded``, or None (unknown, or expired: then it is dropped)."""
+        entry = self._entries.get(encoded)
+        if entry is None:
+            return None
+        if time.time() >= entry[0]:
+            del self._entries[encoded]
+            return None
+        return entry[1]
+
+    def put(self, encoded: str, result: AuthenticationResult) -> None:
+        """Keep a verified token's result until its ``exp``."""
+        token = cast("Token", result.auth)  # what JWTAuthenticationMiddleware.authenticate_token returns
+        if len(self._entries) >= self.size:
+            del self._entries[next(iter(self._entries))]  # the oldest
+        self._entries[encoded] = (token.exp.timestamp(), result)
+
+
+class BearerTokenMiddleware(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware, refusing tokens sent under any scheme but ``Bearer``; verdicts kept.
+
+    Litestar takes whatever follows the first space (``Basic <jwt>`` would pass). Litestar makes one
+    middleware per route, so the kept verdicts live on the class that :func:`build_jwt_auth` makes
+    for its app (one store per app and key).
+    """
+
+    verified: ClassVar[VerifiedTokens] = VerifiedTokens()
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         """Authenticate ``Authorization: Bearer <token>`` (scheme case-insensitive, RFC 7235)."""
         scheme, _, token = connection.headers.get(self.auth_header, "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise NotAuthenticated
-        return await self.authenticate_token(encoded_token=token.strip(), connection=connection)
+        if (known := self.verified.get(token)) is not None:
+            return known
+        result = await self.authenticate_token(encoded_token=token, connection=connection)
+        self.verified.put(token, result)
+        return result
 
 
 async def caller_from_token(token: AccessToken, _: ASGIConnection[Any, Any, Any, Any]) -> Caller:
@@ -81,7 +132,10 @@ def build_jwt_auth(secret: str, ttl: timedelta) -> JWTAuth[Caller, AccessToken]:
         require_claims=["iat", "jti", "sid"],
         exclude=PUBLIC_PATH_PATTERNS,
         exclude_opt_key=EXCLUDE_FROM_AUTH_KEY,
-        authentication_middleware_class=BearerTokenMiddleware,
+        # A class per app: its verified tokens are this app's (and this key's) alone.
+        authentication_middleware_class=type(
+            "BearerTokenMiddleware", (BearerTokenMiddleware,), {"verified": VerifiedTokens()}
+        ),
         openapi_security_scheme_name="BearerToken",
         description="An access token from `POST /api/v1/auth/login` or `/register`.",
     )

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import sqlalchemy.exc
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
     AsyncSessionConfig,
@@ -13,21 +16,32 @@ from advanced_alchemy.extensions.litestar import (
 from advanced_alchemy.extensions.litestar import (
     async_autocommit_handler_maker as autocommit_handler_maker,
 )
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from todo_service.lib.statements import AsyncpgStatements, EngineStatements
 from todo_service.settings import Settings, normalize_database_url
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from litestar.types import Message, Scope
+    from opentelemetry.trace import Tracer
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ("MIGRATIONS_DIR", "VERSION_TABLE", "create_engine", "database_config")
+__all__ = (
+    "MIGRATIONS_DIR",
+    "VERSION_TABLE",
+    "create_engine",
+    "create_statements",
+    "database_config",
+    "wait_for_database",
+)
 
+logger = logging.getLogger(__name__)
 VERSION_TABLE = "alembic_versions"
+_MAX_PAUSE = 5.0
 
 
 def _migrations_dir() -> Path:
@@ -50,26 +64,80 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
     cursor.close()
 
 
+def _postgres_connect_args(settings: Settings) -> dict[str, Any]:
+    """What every PostgreSQL connection is opened with (the engine's and the statements' pools)."""
+    connect_args: dict[str, Any] = {
+        "timeout": settings.db_pool_timeout,
+        # Small OLTP queries gain nothing from JIT compilation and pay for its planning.
+        "server_settings": {"application_name": "todo-service", "jit": "off"},
+    }
+    if settings.db_sslmode is not None:
+        connect_args["ssl"] = settings.db_sslmode
+    return connect_args
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     """An engine for ``DATABASE_URL`` with the pool and timeouts from settings."""
     url = normalize_database_url(settings.database_url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, echo=settings.db_echo)
+        engine = create_async_engine(url, echo=settings.db_echo, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
         echo=settings.db_echo,
+        # Statement parameters (task titles, emails, hashes) never appear in errors or in echo.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=1800,
-        connect_args={
-            "timeout": settings.db_pool_timeout,
-            # Small OLTP queries gain nothing from JIT compilation and pay for its planning.
-            "server_settings": {"application_name": "todo-service", "jit": "off"},
-        },
+        connect_args=_postgres_connect_args(settings),
     )
+
+
+def create_statements(
+    settings: Settings, engine: AsyncEngine, tracer: Tracer | None = None
+) -> AsyncpgStatements | EngineStatements:
+    """How the single-statement routes run: on asyncpg directly for PostgreSQL, else on ``engine``.
+
+    On PostgreSQL the statements get a pool of their own, up to ``DB_POOL_SIZE + DB_MAX_OVERFLOW``
+    connections, beside the engine's (which serves sessions: sign-up, login, accounts, admin).
+    """
+    if engine.dialect.name != "postgresql":
+        return EngineStatements(engine)
+    return AsyncpgStatements(
+        engine,
+        connect_args=_postgres_connect_args(settings),
+        max_size=settings.db_pool_size + settings.db_max_overflow,
+        acquire_timeout=settings.db_pool_timeout,
+        tracer=tracer,
+    )
+
+
+async def wait_for_database(engine: AsyncEngine, *, attempts: int, first_pause: float) -> None:
+    """Return once the database answers; retry with a doubling pause (capped at 5 s), then give up.
+
+    A container often starts before its database is ready: waiting a little beats crashing and
+    being restarted, and giving up after a bounded time beats hanging forever.
+
+    Raises:
+        RuntimeError: the database never answered.
+    """
+    pause = first_pause
+    for attempt in range(1, attempts + 1):  # attempts=0: no wait at all
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except (OSError, sqlalchemy.exc.DBAPIError, sqlalchemy.exc.TimeoutError) as exc:
+            if attempt == attempts:
+                msg = f"the database did not answer after {attempts} attempts: {type(exc).__name__}"
+                raise RuntimeError(msg) from None
+            logger.warning("database not reachable yet (attempt %d of %d): %s", attempt, attempts, type(exc).__name__)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE)
+        else:
+            return
 
 
 def database_config(

@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 
 from todo_service.lib.logs import in_request
 from todo_service.lib.schema import PATTERN_MEANINGS
+from todo_service.lib.statements import connection_lost
 from todo_service.lib.telemetry import record_server_error
 
 if TYPE_CHECKING:
@@ -322,6 +323,8 @@ def _dependency_down(exc: Exception) -> bool:
     """Whether the database (or the network to it) is down or saturated: a retryable 503, not a bug."""
     if isinstance(exc, OSError | TimeoutError | sqlalchemy.exc.TimeoutError | sqlalchemy.exc.InterfaceError):
         return True  # refused, unresolvable, reset or timed-out connections; an exhausted pool
+    if connection_lost(exc):
+        return True  # the same, met by a statement sent to asyncpg directly
     if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return True  # the connection died under the statement
     if not isinstance(exc, sqlalchemy.exc.OperationalError):

@@ -1,11 +1,12 @@
 """Prometheus metrics at ``/metrics`` (no token, not rate limited, not in the OpenAPI schema).
 
-- HTTP: Litestar's Prometheus middleware with ``group_path=True``: the ``path`` label is the route
-  *template* (``/api/v1/users/{user_id}/tasks/{task_id}``), never a raw path (litestar#4891).
+- HTTP: our own middleware, with the families and labels of Litestar's Prometheus middleware
+  (``group_path=True``) at a fraction of its cost: the ``path`` label is the route *template*
+  (``/api/v1/users/{user_id}/tasks/{task_id}``), never a raw path (litestar#4891).
   Requests that match no route (404, 405) never reach app middleware: a ``before_send`` hook counts
   them in one family labelled by status code only, so scanners cannot mint series either.
-- Database pool: checked-out connections, kept from the engine's pool checkout/checkin events (a
-  callback gauge cannot work in multiprocess mode), and the pool's size.
+- Database pools: checked-out connections, kept from the engine's pool checkout/checkin events and
+  the statements' asyncpg pool (a callback gauge cannot work in multiprocess mode), and their size.
 - Rate-limit rejections by rule and audit events by event and outcome (login failures, lockouts,
   blocked logins, rate-limit hits, ...), counted by hooks where they happen.
 - Build info (version, Python version) = 1.
@@ -20,13 +21,15 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from functools import cache
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from litestar import get
 from litestar._asgi.utils import wrap_in_exception_handler  # what Litestar wraps its own layers in
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
+from litestar.enums import ScopeType
 from litestar.response import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +37,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    Histogram,
     generate_latest,
     multiprocess,
     values,
@@ -41,24 +45,27 @@ from prometheus_client import (
 from sqlalchemy import event
 
 from todo_service import __version__
+from todo_service.lib.statements import AsyncpgStatements
 from todo_service.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
     from litestar.handlers import HTTPRouteHandler
-    from litestar.types import ASGIApp, Message, Scope
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
     from sqlalchemy.engine.interfaces import DBAPIConnection
     from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
     from todo_service.lib.audit import AuditLog, Event, Outcome
     from todo_service.lib.ratelimit import RateLimiter
+    from todo_service.lib.statements import EngineStatements
 
 __all__ = ("METRICS_PATH", "Metrics", "build_metrics", "watch_pool")
 
 METRICS_PATH = "/metrics"
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "todo"
+APP_NAME = "todo-service"
 SKIP_KEY = "skip_metrics"  # a handler ``opt`` key: the request middleware leaves it alone
 _CHECKED_OUT = "todo_service.metrics.checked_out"  # marks a pool entry we counted as checked out
 
@@ -97,16 +104,91 @@ def families() -> _Families:
     return _Families()
 
 
-class _RequestMetrics(PrometheusMiddleware):
-    """Litestar's middleware, answering errors raised by the middleware inside it *inside* it.
+class _RequestSeries:
+    """The request families, and their children by label values, looked up once per series.
 
-    Litestar 2.25 counts such responses (the JWT middleware's 401, the rate limiter's 429) as 200:
-    the exception passes this middleware before an outer layer turns it into a response
-    (litestar#4747). Wrapped like this it sees the real status; the response is the same.
+    ``Counter.labels(...)`` takes a lock and builds a key each call; four of them per request cost
+    more than the rest of this middleware, so children are kept here (bounded by the routes).
     """
 
-    def __init__(self, app: ASGIApp, config: PrometheusConfig) -> None:
-        super().__init__(wrap_in_exception_handler(app), config)
+    def __init__(self) -> None:
+        labels = ["method", "path", "status_code", "app_name"]
+        self.requests = Counter(f"{PREFIX}_http_requests_total", "Total requests", labels)
+        self.duration = Histogram(f"{PREFIX}_http_request_duration_seconds", "Request duration, in seconds", labels)
+        self.errors = Counter(f"{PREFIX}_http_requests_error_total", "Total errors in requests", labels)
+        self.in_progress = Gauge(
+            f"{PREFIX}_http_requests_in_progress",
+            "Total requests currently in progress",
+            labels,
+            multiprocess_mode="livesum",
+        )
+        self._finished: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
+        self._running: dict[tuple[str, str], Gauge] = {}
+
+    def running(self, method: str, path: str) -> Gauge:
+        gauge = self._running.get((method, path))
+        if gauge is None:  # status_code is always 200 while running (as Litestar's middleware has it)
+            gauge = self._running[method, path] = self.in_progress.labels(method, path, 200, APP_NAME)
+        return gauge
+
+    def finished(self, method: str, path: str, status: int) -> tuple[Counter, Histogram, Counter | None]:
+        key = (method, path, status)
+        series = self._finished.get(key)
+        if series is None:
+            values = (method, path, status, APP_NAME)
+            error = self.errors.labels(*values) if status >= HTTPStatus.INTERNAL_SERVER_ERROR else None
+            series = self._finished[key] = (self.requests.labels(*values), self.duration.labels(*values), error)
+        return series
+
+
+@cache
+def request_series() -> _RequestSeries:
+    """The process's request families (made on first call, in a serving worker)."""
+    return _RequestSeries()
+
+
+class _RequestMetrics:
+    """Counts, times and tracks every request a route answered, by route template.
+
+    The status is the one sent, also for errors raised by the middleware inside this one (the JWT
+    middleware's 401, the rate limiter's 429): they are turned into responses *inside* this layer
+    (Litestar's own Prometheus middleware counted them as 200, litestar#4747). The duration runs
+    until the last body chunk is sent.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = wrap_in_exception_handler(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handler = scope.get("route_handler")
+        if scope["type"] != ScopeType.HTTP or handler is None or handler.opt.get(SKIP_KEY):
+            await self.app(scope, receive, send)
+            return
+        series = request_series()
+        method, path = scope["method"], scope["path_template"]
+        started = time.perf_counter()
+        status = 200
+        duration = 0.0
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status, duration
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                duration = time.perf_counter() - started
+            await send(message)
+
+        running = series.running(method, path)
+        running.inc()
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            running.dec()
+            requests, durations, errors = series.finished(method, path, status)
+            if errors is not None:
+                errors.inc()
+            requests.inc()
+            durations.observe(duration)
 
 
 def _pool_checkout(_: DBAPIConnection, entry: ConnectionPoolEntry, __: PoolProxiedConnection) -> None:
@@ -119,6 +201,10 @@ def _pool_return(_: DBAPIConnection | None, entry: ConnectionPoolEntry) -> None:
     # A failed reconnect returns an entry that was never handed out: only count what we counted.
     if entry.record_info is not None and entry.record_info.pop(_CHECKED_OUT, False):
         families().pool_checked_out.dec()
+
+
+def _count_checkout(delta: int) -> None:
+    families().pool_checked_out.inc(delta)
 
 
 def watch_pool(engine: AsyncEngine) -> None:
@@ -157,21 +243,15 @@ class Metrics:
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self.directory = multiprocess_dir(settings)
         self.engine = engine
-        self.config = PrometheusConfig(
-            app_name="todo-service",
-            prefix=f"{PREFIX}_http",
-            group_path=True,
-            exclude_opt_key=SKIP_KEY,
-            middleware_class=_RequestMetrics,
-        )
         self._pool_size = 0
+        self.extra_pool_size = 0  # the statements' asyncpg pool, on PostgreSQL
 
     def install(self, app_config: AppConfig) -> AppConfig:
         """``on_app_init`` hook; list it before the transport hooks, after JWT and the rate limiter.
 
         The request middleware goes in front of those two, so their 401s and 429s are counted.
         """
-        app_config.middleware.insert(0, self.config.middleware)
+        app_config.middleware.insert(0, _RequestMetrics)
         app_config.route_handlers.append(self._endpoint())
         app_config.before_send.append(self._count_unmatched)
         app_config.on_startup.append(self._started)
@@ -208,7 +288,7 @@ class Metrics:
         metrics = families()
         metrics.build_info.labels(__version__, platform.python_version()).set(1)
         size = getattr(self.engine.sync_engine.pool, "size", None)
-        self._pool_size = size() if callable(size) else 0
+        self._pool_size = (size() if callable(size) else 0) + self.extra_pool_size
         metrics.pool_size.inc(self._pool_size)
 
     async def _stopped(self) -> None:
@@ -218,9 +298,13 @@ class Metrics:
 
 
 def build_metrics(
-    settings: Settings, engine: AsyncEngine, audit_log: AuditLog, rate_limiter: RateLimiter | None
+    settings: Settings,
+    engine: AsyncEngine,
+    audit_log: AuditLog,
+    rate_limiter: RateLimiter | None,
+    statements: AsyncpgStatements | EngineStatements | None = None,
 ) -> Metrics | None:
-    """The app's metrics, hooked into the audit log, the rate limiter and the engine's pool.
+    """The app's metrics, hooked into the audit log, the rate limiter and the pools (engine's, statements').
 
     None when ``METRICS_ENABLED`` is false: then nothing is installed or hooked.
 
@@ -231,6 +315,9 @@ def build_metrics(
         return None
     metrics = Metrics(settings, engine)
     watch_pool(engine)
+    if isinstance(statements, AsyncpgStatements):  # its own pool, beside the engine's
+        statements.on_checkout = _count_checkout
+        metrics.extra_pool_size = statements.max_size
     audit_log.on_record = metrics.count_audit_event
     if rate_limiter is not None:
         rate_limiter.on_rejected = metrics.count_rejection

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar.params import QueryParameter
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Select, bindparam, func, select
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from sqlalchemy import ColumnElement
-    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import InstrumentedAttribute
     from sqlalchemy.sql import FromClause
     from sqlalchemy.sql.elements import UnaryExpression
 
-__all__ = ("Page", "PageNumber", "PageSize", "fetch_page")
+    from todo_service.lib.statements import Statements
+
+__all__ = ("Page", "PageNumber", "PageQuery", "PageSize", "fetch_page")
 
 T = TypeVar("T")
+_LIMIT = "page_limit"
+_OFFSET = "page_offset"
 
 # Query parameters every listing takes.
 PageNumber = Annotated[int, QueryParameter(ge=1, le=1_000_000, description="Page number, from 1 (at most 1,000,000)")]
@@ -41,28 +45,59 @@ class Page(msgspec.Struct, Generic[T], frozen=True):
         return cls(items=items, total=total, page=page, limit=limit, pages=-(-total // limit))
 
 
-async def fetch_page(  # noqa: PLR0913  (each argument is one part of the statement)
-    db: AsyncSession,
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A listing's two statements: a page of rows with the total riding along, and the total alone.
+
+    Built once per kind of listing (their values are parameters, the page's among them), so a
+    request only supplies values.
+    """
+
+    rows: Select[Any]
+    total: Select[Any]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        source: FromClause,
+        columns: Sequence[InstrumentedAttribute[Any]],
+        where: Sequence[ColumnElement[bool]],
+        guard: ColumnElement[bool],
+        order_by: Sequence[UnaryExpression[Any]],
+    ) -> PageQuery:
+        """The statements of a listing; ``guard`` (the caller's permission) applies to the rows."""
+        total = select(func.count()).select_from(source).where(*where).scalar_subquery()
+        rows = (
+            select(total, *columns)
+            .where(*where, guard)
+            .order_by(*order_by)
+            .limit(bindparam(_LIMIT, type_=Integer))
+            .offset(bindparam(_OFFSET, type_=Integer))
+        )
+        return cls(rows=rows, total=select(total))
+
+
+async def fetch_page(  # noqa: PLR0913  (the query, its values, and the page)
+    db: Statements,
+    query: PageQuery,
+    params: Mapping[str, Any],
     *,
-    source: FromClause,
-    columns: Sequence[InstrumentedAttribute[Any]],
-    where: Sequence[ColumnElement[bool]],
-    guard: ColumnElement[bool],
-    order_by: Sequence[UnaryExpression[Any]],
     page: int,
     limit: int,
     on_empty: Callable[[], Awaitable[None]],
 ) -> tuple[list[tuple[Any, ...]], int]:
-    """Rows of one page and the total matching ``where``, with ``guard`` (the caller's permission).
+    """Rows of one page and the total of the listing, in one round trip (two past the last page).
 
-    The total rides along as a scalar subquery, so a page costs one statement. An empty page calls
-    ``on_empty`` (which raises if the guard refused) and, past the first page, counts on its own:
-    the total stays right however far the page is.
+    An empty page calls ``on_empty`` (which raises if the guard refused) and, past the first page,
+    counts on its own: the total stays right however far the page is.
     """
-    total = select(func.count()).select_from(source).where(*where).scalar_subquery()
-    statement = select(total, *columns).where(*where, guard).order_by(*order_by).limit(limit).offset((page - 1) * limit)
-    rows = (await db.execute(statement)).all()
+    values = {**params, _LIMIT: limit, _OFFSET: (page - 1) * limit}
+    rows = await db.all(query.rows, values)
     if rows:
         return [tuple(row)[1:] for row in rows], int(rows[0][0])
     await on_empty()
-    return [], 0 if page == 1 else int((await db.execute(select(total))).scalar_one())
+    if page == 1:
+        return [], 0
+    counted = await db.one(query.total, values)
+    return [], int(counted[0]) if counted else 0

@@ -166,6 +166,8 @@ class Tracing:
     def __init__(self, provider: TracerProvider) -> None:
         self.provider = provider
         self.tracer: Tracer = provider.get_tracer("todo_service", __version__)
+        # The statements sent to asyncpg directly (lib/statements.py) make their own CLIENT spans.
+        self.db_tracer: Tracer = provider.get_tracer("todo_service.db", __version__)
         self.plugin = OpenTelemetryPlugin(
             OpenTelemetryConfig(
                 tracer_provider=provider,

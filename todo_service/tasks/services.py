@@ -1,32 +1,50 @@
 """Tasks: each operation is one SQL statement that also carries the caller's permission.
 
-Ownership lives in the ``WHERE`` clause (``user_id`` and :func:`caller_may`), so another user's task
-and a missing one are the same empty result, answered with the same 404.
+Ownership lives in the ``WHERE`` clause (``user_id`` and :func:`~todo_service.auth.access.guard`),
+so another user's task and a missing one are the same empty result, answered with the same 404.
+
+Every statement is built once, with placeholders (listings once per set of filters and sort
+order, kept in a bounded cache), and runs on :class:`~todo_service.lib.statements.Statements`:
+no ORM session, no transaction around a single statement, no statement built per request.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
-from todo_service.auth.access import caller_may, explain_refusal, refuse
+from todo_service.auth.access import caller_params, explain_refusal, guard, refuse
 from todo_service.db.models import Priority, Task
 from todo_service.lib.errors import Forbidden, TaskNotFound
-from todo_service.lib.pagination import Page, fetch_page
-from todo_service.lib.service import Service
+from todo_service.lib.pagination import Page, PageQuery, fetch_page
 from todo_service.tasks.schemas import TaskRead
 
 if TYPE_CHECKING:
     from uuid import UUID
 
     from sqlalchemy.orm import InstrumentedAttribute
-    from sqlalchemy.sql.elements import UnaryExpression
+    from sqlalchemy.sql import Delete, Insert, Update
+    from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 
     from todo_service.auth.access import Caller
+    from todo_service.lib.statements import Statements
     from todo_service.tasks.schemas import TaskCreate, TaskFilters
 
 __all__ = ("TASK_COLUMNS", "TaskService")
@@ -44,6 +62,7 @@ TASK_COLUMNS = (
     Task.created_at,
     Task.updated_at,
 )
+_COLUMNS = Task.__table__.c
 _PRIORITY_RANK = case({p.value: rank for rank, p in enumerate(Priority)}, value=Task.priority)
 _SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
     "created_at": Task.created_at,
@@ -53,6 +72,14 @@ _SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
     "title": Task.title,
     "completed": Task.completed,
 }
+# Placeholders of the statements below.
+OWNER, TASK, NOW = "owner_id", "task_id", "now"
+_LIKE_ESCAPE = "/"  # as SQLAlchemy's autoescape: a backslash would need escaping in PostgreSQL's literal
+
+
+def _now() -> BindParameter[datetime]:
+    """The request's clock, as a placeholder (one value per statement)."""
+    return bindparam(NOW, type_=_COLUMNS["updated_at"].type)
 
 
 def _order_by(sort: tuple[str, ...]) -> list[UnaryExpression[Any]]:
@@ -67,54 +94,157 @@ def _order_by(sort: tuple[str, ...]) -> list[UnaryExpression[Any]]:
     return clauses
 
 
-def _filters(owner_id: UUID, filters: TaskFilters, now: datetime) -> list[ColumnElement[bool]]:
-    """The WHERE conditions of a listing (always scoped to the owner)."""
-    conditions: list[ColumnElement[bool]] = [Task.user_id == owner_id]
-    if filters.completed is not None:
-        conditions.append(Task.completed == filters.completed)
-    if filters.priority is not None:
-        conditions.append(Task.priority == filters.priority)
-    if filters.search:
-        # autoescape: a '%' or '_' in the search text matches itself, not any character.
+class _Shape(NamedTuple):
+    """Which filters a listing uses (their values are parameters): the key of its statements."""
+
+    completed: bool
+    priority: bool
+    search: bool
+    due_before: bool
+    due_after: bool
+    overdue: bool | None
+
+    @classmethod
+    def of(cls, filters: TaskFilters) -> _Shape:
+        return cls(
+            completed=filters.completed is not None,
+            priority=filters.priority is not None,
+            search=bool(filters.search),
+            due_before=filters.due_before is not None,
+            due_after=filters.due_after is not None,
+            overdue=filters.overdue,
+        )
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a listing (always scoped to the owner), with placeholders."""
+    conditions: list[ColumnElement[bool]] = [Task.user_id == bindparam(OWNER)]
+    if shape.completed:
+        conditions.append(Task.completed == bindparam("completed"))
+    if shape.priority:
+        conditions.append(Task.priority == bindparam("priority"))
+    if shape.search:
+        # The pattern is escaped in Python (see _like_pattern): '%' and '_' match themselves.
+        pattern = func.lower(bindparam("search", type_=String))
         conditions.append(
             or_(
-                Task.title.icontains(filters.search, autoescape=True),
-                Task.description.icontains(filters.search, autoescape=True),
+                func.lower(Task.title).like(pattern, escape=_LIKE_ESCAPE),
+                func.lower(Task.description).like(pattern, escape=_LIKE_ESCAPE),
             )
         )
-    if filters.due_before is not None:
-        conditions.append(Task.due_date < filters.due_before)
-    if filters.due_after is not None:
-        conditions.append(Task.due_date > filters.due_after)
-    if filters.overdue is True:
-        conditions.extend([Task.due_date < now, Task.completed.is_(False)])
-    elif filters.overdue is False:
-        conditions.append(or_(Task.due_date.is_(None), Task.due_date >= now, Task.completed.is_(True)))
+    if shape.due_before:
+        conditions.append(Task.due_date < bindparam("due_before"))
+    if shape.due_after:
+        conditions.append(Task.due_date > bindparam("due_after"))
+    if shape.overdue is True:
+        conditions.extend([Task.due_date < _now(), Task.completed.is_(False)])
+    elif shape.overdue is False:
+        conditions.append(or_(Task.due_date.is_(None), Task.due_date >= _now(), Task.completed.is_(True)))
     return conditions
 
 
-class TaskService(Service[Task]):
-    """A user's tasks."""
+@lru_cache(maxsize=256)
+def _listing(shape: _Shape, sort: tuple[str, ...], *, own: bool) -> PageQuery:
+    return PageQuery.build(
+        source=Task.__table__,
+        columns=TASK_COLUMNS,
+        where=_conditions(shape),
+        guard=guard(own=own, write=False),
+        order_by=_order_by(sort),
+    )
 
-    class Repo(SQLAlchemyAsyncRepository[Task]):
-        """Tasks."""
 
-        model_type = Task
+def _listing_params(filters: TaskFilters) -> dict[str, Any]:
+    params: dict[str, Any] = {"now": datetime.now(UTC)} if filters.overdue is not None else {}
+    if filters.completed is not None:
+        params["completed"] = filters.completed
+    if filters.priority is not None:
+        params["priority"] = filters.priority
+    if filters.search:
+        params["search"] = _like_pattern(filters.search)
+    if filters.due_before is not None:
+        params["due_before"] = _as_utc(filters.due_before)
+    if filters.due_after is not None:
+        params["due_after"] = _as_utc(filters.due_after)
+    return params
 
-    repository_type = Repo
+
+def _like_pattern(text: str) -> str:
+    """``50%_off`` → ``%50/%/_off%``: a substring match (lower-cased in SQL), wildcards taken literally."""
+    escaped = (
+        text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2).replace("%", _LIKE_ESCAPE + "%").replace("_", _LIKE_ESCAPE + "_")
+    )
+    return f"%{escaped}%"
+
+
+@cache
+def _get(*, own: bool) -> Select[Any]:
+    return select(*TASK_COLUMNS).where(
+        Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=False)
+    )
+
+
+_CREATED = (
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "priority",
+    "due_date",
+    "completed_at",
+    "created_at",
+    "updated_at",
+)
+
+
+@cache
+def _create(*, own: bool) -> Insert:
+    """INSERT … SELECT guarded by the caller's permission: no row is inserted when it is refused."""
+    values = [bindparam(name, type_=_COLUMNS[name].type) for name in _CREATED]
+    source = select(*values).where(guard(own=own, write=True))
+    return insert(Task).from_select(list(_CREATED), source).returning(*TASK_COLUMNS)
+
+
+@lru_cache(maxsize=128)
+def _update(fields: frozenset[str], *, own: bool) -> Update:
+    """An UPDATE … RETURNING of ``fields``; completion stamps ``completed_at`` (first completion wins)."""
+    values: dict[str, Any] = {name: bindparam(f"set_{name}", type_=_COLUMNS[name].type) for name in fields}
+    if "completed" in fields:
+        done = bindparam("set_completed", type_=Boolean)
+        values["completed_at"] = case((done, func.coalesce(Task.completed_at, _now())), else_=None)
+    # With nothing to change the statement still runs: it checks the caller may write.
+    values["updated_at"] = _now() if fields else Task.updated_at
+    return (
+        update(Task)
+        .where(Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=True))
+        .values(values)
+        .returning(*TASK_COLUMNS)
+    )
+
+
+@cache
+def _delete(*, own: bool) -> Delete:
+    return delete(Task).where(Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=True))
+
+
+class TaskService:
+    """A user's tasks, on the app's statement runner (one per app, shared by all requests)."""
+
+    def __init__(self, statements: Statements) -> None:
+        self.statements = statements
 
     async def list_page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> Page[TaskRead]:
         """One page of ``owner_id``'s tasks and the total, in one round trip (two past the last page)."""
+        query = _listing(_Shape.of(filters), filters.sort, own=owner_id == caller.user_id)
+        params = {**caller_params(caller), OWNER: owner_id, **_listing_params(filters)}
         rows, total = await fetch_page(
-            self.db,
-            source=Task.__table__,
-            columns=TASK_COLUMNS,
-            where=_filters(owner_id, filters, datetime.now(UTC)),
-            guard=caller_may(caller, owner_id=owner_id, write=False),
-            order_by=_order_by(filters.sort),
+            self.statements,
+            query,
+            params,
             page=filters.page,
             limit=filters.limit,
-            on_empty=lambda: explain_refusal(self.db, caller, owner_id=owner_id),
+            on_empty=lambda: explain_refusal(self.statements, caller, owner_id=owner_id),
         )
         return Page.of([TaskRead(*row) for row in rows], total=total, page=filters.page, limit=filters.limit)
 
@@ -124,18 +254,17 @@ class TaskService(Service[Task]):
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
         """
-        statement = select(*TASK_COLUMNS).where(
-            Task.id == task_id, Task.user_id == owner_id, caller_may(caller, owner_id=owner_id, write=False)
-        )
-        row = (await self.db.execute(statement)).one_or_none()
+        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id}
+        row = await self.statements.one(_get(own=owner_id == caller.user_id), params)
         if row is None:
-            await refuse(self.db, caller, owner_id=owner_id, write=False, otherwise=TaskNotFound())
+            await refuse(self.statements, caller, owner_id=owner_id, write=False, otherwise=TaskNotFound())
         return TaskRead(*row)
 
     async def create_task(self, caller: Caller, owner_id: UUID, data: TaskCreate) -> TaskRead:
-        """Add a task to ``owner_id``'s list (INSERT … SELECT guarded by the caller's permission)."""
+        """Add a task to ``owner_id``'s list (one INSERT … SELECT, guarded by the caller's permission)."""
         now = datetime.now(UTC)
-        values: dict[str, Any] = {
+        params = {
+            **caller_params(caller),
             "id": uuid.uuid4(),
             "user_id": owner_id,
             "title": data.title,
@@ -147,17 +276,10 @@ class TaskService(Service[Task]):
             "created_at": now,
             "updated_at": now,
         }
-        columns = Task.__table__.c
-        row_source = select(*(bindparam(name, value, type_=columns[name].type) for name, value in values.items()))
-        statement = (
-            insert(Task)
-            .from_select(list(values), row_source.where(caller_may(caller, owner_id=owner_id, write=True)))
-            .returning(*TASK_COLUMNS)
-        )
-        row = (await self.db.execute(statement)).one_or_none()
+        row = await self.statements.one(_create(own=owner_id == caller.user_id), params)
         if row is None:
             # Allowed now but refused a moment ago means the caller's role changed in between.
-            await refuse(self.db, caller, owner_id=owner_id, write=True, otherwise=Forbidden())
+            await refuse(self.statements, caller, owner_id=owner_id, write=True, otherwise=Forbidden())
         return TaskRead(*row)
 
     async def update_task(self, caller: Caller, owner_id: UUID, task_id: UUID, changes: dict[str, Any]) -> TaskRead:
@@ -166,23 +288,14 @@ class TaskService(Service[Task]):
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
         """
-        now = datetime.now(UTC)
-        values = dict(changes)
-        if "due_date" in values:
-            values["due_date"] = _as_utc(values["due_date"])
-        if "completed" in values:
-            values["completed_at"] = func.coalesce(Task.completed_at, now) if values["completed"] else None
-        # With nothing to change the statement still runs: it checks the caller may write.
-        values["updated_at"] = now if changes else Task.updated_at
-        statement = (
-            update(Task)
-            .where(Task.id == task_id, Task.user_id == owner_id, caller_may(caller, owner_id=owner_id, write=True))
-            .values(values)
-            .returning(*TASK_COLUMNS)
-        )
-        row = (await self.db.execute(statement)).one_or_none()
+        if "due_date" in changes:
+            changes = {**changes, "due_date": _as_utc(changes["due_date"])}
+        statement = _update(frozenset(changes), own=owner_id == caller.user_id)
+        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, NOW: datetime.now(UTC)}
+        params.update({f"set_{name}": value for name, value in changes.items()})
+        row = await self.statements.one(statement, params)
         if row is None:
-            await refuse(self.db, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
+            await refuse(self.statements, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
         return TaskRead(*row)
 
     async def complete(self, caller: Caller, owner_id: UUID, task_id: UUID, *, completed: bool) -> TaskRead:
@@ -195,12 +308,9 @@ class TaskService(Service[Task]):
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
         """
-        statement = delete(Task).where(
-            Task.id == task_id, Task.user_id == owner_id, caller_may(caller, owner_id=owner_id, write=True)
-        )
-        result = await self.db.execute(statement)
-        if result.rowcount == 0:  # type: ignore[attr-defined]
-            await refuse(self.db, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
+        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id}
+        if await self.statements.affected(_delete(own=owner_id == caller.user_id), params) == 0:
+            await refuse(self.statements, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
 
 
 def _as_utc(value: datetime | None) -> datetime | None:

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# `just bench`: this service beside the raw-asyncpg ceiling, with the shared load harness, then
+# what the harness does not measure (bench/extras.sh: login against argon2, reads beside logins,
+# memory over a long run).
+#
+# The harness (compare.sh and its `limit` target) lives outside the repository, in
+# BENCH_HARNESS (default ../shared/bench). It is copied to bench/.harness first, so its venv and
+# its runs stay in this checkout and the original is never written to. The run needs wrk and a
+# PostgreSQL at PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, password postgres): both
+# are installed and started here when missing and this is a Debian machine run as root.
+#
+# Knobs (environment): SERVER=uvicorn|granian (default uvicorn, the production default: see the
+# README), EXTRAS=0 to skip the extras, MEMORY_SECONDS (600), and every compare.sh knob (ROUNDS,
+# DURATION, SCENARIOS, LOGIN, C1000, ...). The report is printed and written to
+# bench/runs/<time>-<server>/report.txt and to bench/report-<server>.txt (committed: the latest figures).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+source bench/common.sh
+HARNESS_SRC=${BENCH_HARNESS:-$ROOT/../shared/bench}
+
+[[ -x "$HARNESS_SRC/compare.sh" ]] || { echo "bench: no load harness at $HARNESS_SRC (set BENCH_HARNESS)" >&2; exit 2; }
+mkdir -p "$HARNESS"
+# Copy the harness, keeping the venv already made here (the limit target's setup is slow).
+tar -C "$HARNESS_SRC" --exclude=./runs --exclude=./limit/venv --exclude='./peers/*/venv' -cf - . | tar -C "$HARNESS" -xf -
+
+as_root_on_debian() { [[ $(id -u) -eq 0 ]] && command -v apt-get > /dev/null; }
+missing=()
+command -v wrk > /dev/null || missing+=(wrk)
+command -v bc > /dev/null || missing+=(bc)
+if (( ${#missing[@]} )); then
+  as_root_on_debian || { echo "bench: missing ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 2; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" > /dev/null
+fi
+if ! psql -XAtqc 'select 1' -d postgres > /dev/null 2>&1; then
+  as_root_on_debian && command -v pg_ctlcluster > /dev/null \
+    || { echo "bench: no PostgreSQL at $PGHOST:$PGPORT for $PGUSER" >&2; exit 2; }
+  echo "bench: starting the Debian PostgreSQL cluster (15/main) and setting $PGUSER's password"
+  pg_ctlcluster 15 main start 2> /dev/null || true
+  runuser -u postgres -- psql -XAtq -c "ALTER USER $PGUSER PASSWORD '$PGPASSWORD'" > /dev/null
+fi
+
+# What runs is the installed project, exactly as uv.lock pins it (granian included).
+uv sync --frozen --quiet
+PROJECT_START=$(server_command)
+export PROJECT_START PROJECT_PREPARE="'$VENV/todo-service' database upgrade --no-prompt"
+export OUT=${OUT:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)-$SERVER}
+REPORT=${REPORT_TO:-$ROOT/bench/report-$SERVER.txt}
+REPORT_TO=$OUT/harness-report.txt "$HARNESS/compare.sh"
+{
+  cat "$OUT/meta.txt"
+  echo
+  cat "$OUT/harness-report.txt"
+} > "$OUT/report.txt"
+if [[ ${EXTRAS:-1} == 1 ]]; then
+  echo
+  bench/extras.sh "$OUT"
+  { echo; cat "$OUT/extras/report.txt"; } >> "$OUT/report.txt"
+fi
+cp "$OUT/report.txt" "$REPORT"
+echo
+echo "report: $REPORT (and $OUT/report.txt)"
