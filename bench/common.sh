@@ -5,7 +5,7 @@
 ROOT=${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 HARNESS=$ROOT/bench/.harness
 VENV=$ROOT/.venv/bin
-SERVER=${SERVER:-uvicorn}
+SERVER=${SERVER:-granian}   # what `todo-service run` serves with
 SERVER_CPU=${SERVER_CPU:-$(( $(nproc) - 1 ))}   # the harness's default pinning with one worker
 WRK_CPU=${WRK_CPU:-0}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres} PGPASSWORD=${PGPASSWORD:-postgres}
@@ -52,9 +52,9 @@ stop_server() {
 # The worker's process: uvicorn's own pid with one worker; granian's single child.
 worker_pid() {
   local child
-  child=$(pgrep -P "$SERVER_PID" | head -1)
+  child=$(pgrep -P "$SERVER_PID" | head -1 || true)
   if [[ $SERVER == granian ]]; then
-    while [[ -n $child ]] && pgrep -P "$child" > /dev/null; do child=$(pgrep -P "$child" | head -1); done
+    while [[ -n $child ]] && pgrep -P "$child" > /dev/null; do child=$(pgrep -P "$child" | head -1 || true); done
     echo "$child"
   else
     # bash -c exec'ed uvicorn: the setsid'ed process is uvicorn itself, or its only child.

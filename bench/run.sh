@@ -9,8 +9,8 @@
 # PostgreSQL at PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, password postgres): both
 # are installed and started here when missing and this is a Debian machine run as root.
 #
-# Knobs (environment): SERVER=uvicorn|granian (default uvicorn, the production default: see the
-# README), EXTRAS=0 to skip the extras, MEMORY_SECONDS (600), and every compare.sh knob (ROUNDS,
+# Knobs (environment): SERVER=granian|uvicorn (default granian, what `todo-service run` uses: see
+# the README), EXTRAS=0 to skip the extras, MEMORY_SECONDS (600), and every compare.sh knob (ROUNDS,
 # DURATION, SCENARIOS, LOGIN, C1000, ...). The report is printed and written to
 # bench/runs/<time>-<server>/report.txt and to bench/report-<server>.txt (committed: the latest figures).
 set -euo pipefail

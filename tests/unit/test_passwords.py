@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from argon2 import PasswordHasher, Type
 
-from todo_service.auth.passwords import MIN_PASSWORD_LENGTH, Passwords, check_password_policy
+from todo_service.auth.passwords import (
+    HASHING_NICENESS,
+    MIN_PASSWORD_LENGTH,
+    Passwords,
+    check_password_policy,
+    lower_thread_priority,
+    usable_cores,
+)
 from todo_service.lib.errors import WeakPassword
 
 if TYPE_CHECKING:
@@ -206,3 +217,62 @@ async def test_close_stops_the_pool(passwords: Passwords) -> None:
 
     with pytest.raises(RuntimeError):
         await passwords.verify(hashed, GOOD)
+
+
+# --- the hashing threads: one per usable core, at the lowest priority ------------------------------
+
+
+def nice_of_thread(native_id: int) -> int:
+    """The nice value of one thread, from /proc (field 19 of its stat)."""
+    stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[16])
+
+
+async def test_hashing_threads_run_at_the_lowest_priority_and_the_loop_does_not() -> None:
+    seen: list[int] = []
+
+    class Recording(PasswordHasher):
+        def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+            seen.append(nice_of_thread(threading.get_native_id()))
+            return super().hash(password, salt=salt)
+
+    passwords = Passwords(**CHEAP)
+    passwords._hasher = Recording(**CHEAP, type=Type.ID)
+    try:
+        await passwords.hash(GOOD)
+    finally:
+        passwords.close()
+    assert seen == [HASHING_NICENESS]
+    assert nice_of_thread(threading.get_native_id()) == 0  # the event loop's thread is left alone
+
+
+def test_one_hashing_thread_per_core_the_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _: {1})  # as under `taskset -c 1`
+    assert usable_cores() == 1
+    pinned = Passwords(**CHEAP)
+    assert pinned._pool._max_workers == 1
+    pinned.close()
+    monkeypatch.delattr(os, "sched_getaffinity")  # macOS has none: every core counts
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert usable_cores() == 6
+
+
+def test_priority_is_left_alone_where_it_cannot_be_lowered(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[tuple[int, int, int]] = []
+
+    def refuse(which: int, who: int, value: int) -> None:
+        calls.append((which, who, value))
+        raise PermissionError
+
+    monkeypatch.setattr(os, "setpriority", refuse)
+    with caplog.at_level(logging.WARNING):
+        lower_thread_priority()
+    assert calls == [(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)]
+    assert "could not lower the priority" in caplog.text
+
+    calls.clear()
+    monkeypatch.setattr(sys, "platform", "darwin")  # per-thread priority is Linux's
+    lower_thread_priority()
+    assert calls == []

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
@@ -18,8 +21,28 @@ if TYPE_CHECKING:
 
 __all__ = ("MIN_PASSWORD_LENGTH", "Passwords", "check_password_policy")
 
+logger = logging.getLogger(__name__)
 MIN_PASSWORD_LENGTH = 8
 _DUMMY_PASSWORD = "not-a-real-password-only-for-timing"  # noqa: S105
+
+
+HASHING_NICENESS = 19
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: 1 when pinned to one), at least 1."""
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    return len(affinity(0)) if affinity else os.cpu_count() or 1
+
+
+def lower_thread_priority() -> None:
+    """Give the calling thread (and the threads it starts) the lowest CPU priority, where Linux allows it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)  # per thread on Linux
+    except OSError:
+        logger.warning("could not lower the priority of the password-hashing threads")
 
 
 class Passwords:
@@ -27,7 +50,12 @@ class Passwords:
 
     argon2id costs tens of milliseconds and ``memory_cost`` KiB per call: running it on the event
     loop would stall every other request, and on the default executor a login burst could take
-    all its threads. One thread per core bounds both the CPU and the memory it can claim.
+    all its threads. One thread per core the process may run on bounds both the CPU and the memory
+    it can claim (two hashes sharing one core only thrash its caches).
+
+    The hashing threads run at the lowest CPU priority (nice 19, inherited by argon2's own lane
+    threads): when requests and hashes compete for a core, the event loop wins, so reads keep
+    their latency during a burst of logins, and hashing takes the CPU the requests leave.
 
     With a ``tracer`` (tracing on), each hash and verification is an ``argon2.hash`` or
     ``argon2.verify`` span, waiting for a free thread included.
@@ -37,7 +65,9 @@ class Passwords:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism, type=Type.ID
         )
-        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=usable_cores(), thread_name_prefix="argon2", initializer=lower_thread_priority
+        )
         self._dummy_hash: str | None = None
         self._tracer = tracer
         self._cost = {"argon2.time_cost": time_cost, "argon2.memory_kib": memory_cost, "argon2.lanes": parallelism}
