@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -489,8 +488,8 @@ async def test_todo_service_run_exports_its_traces_and_flushes_them_at_shutdown(
         trace_id = trace_id_of(response)
         await asyncio.sleep(0.5)
         assert receiver.trace(trace_id) == []  # still queued in the server
-        # uvicorn shuts the app down, then re-raises SIGTERM: no atexit handler runs, the app's flush must.
-        assert stop(service) == -signal.SIGTERM
+        # granian stops its worker, whose app shutdown flushes the spans (a worker runs no atexit handler).
+        assert stop(service) == 0
 
     spans = receiver.wait_for_trace(trace_id, has_server_span, timeout=5)
     server = server_span(spans)
