@@ -35,6 +35,10 @@ fuzz seconds="600": sync _servers
 bench *args: sync
     {{ args }} bench/run.sh
 
+# uvicorn against granian for this app, alternated round by round, on the last benchmark run's data
+bench-servers *args: sync
+    {{ args }} bench/servers.sh
+
 # Where one worker's CPU goes under load (py-spy), on the last benchmark run's data: just profile s1_list
 profile scenario="s2_get": sync
     bench/profile.sh {{ scenario }}
@@ -48,7 +52,8 @@ lint: sync
 
 # Start the whole stack with docker or podman compose (add `monitoring` for Prometheus and Grafana)
 up *profiles:
-    {{ compose }} {{ prepend("--profile ", profiles) }} up --detach --build --wait
+    {{ compose }} {{ prepend("--profile ", profiles) }} up --detach --build
+    @echo "the app starts once migrate has finished: {{ compose }} ps shows it healthy"
 
 # Stop the stack (its database volume stays; `just down --volumes` drops it)
 down *args:

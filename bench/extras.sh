@@ -48,9 +48,10 @@ wrk_run login 4 3 "$PORT" > /dev/null
 login=$(wrk_run login 4 "$(( SECONDS_EACH > 20 ? SECONDS_EACH : 20 ))" "$PORT" | tee "$OUT/login.txt" | wrk_figures)
 sleep 2  # the hashes wrk left behind finish
 wrk_run login 4 $((SECONDS_EACH + 2)) "$PORT" > "$OUT/login-beside-reads.txt" &
+logins=$!
 sleep 1
 mixed=$(wrk_run s2_get 32 "$SECONDS_EACH" "$PORT" | tee "$OUT/reads-beside-logins.txt" | wrk_figures)
-wait
+wait "$logins"  # not a bare wait: the server runs in the background too
 beside=$(wrk_figures < "$OUT/login-beside-reads.txt")
 sleep 2
 

@@ -47,11 +47,7 @@ export PROJECT_START PROJECT_PREPARE="'$VENV/todo-service' database upgrade --no
 export OUT=${OUT:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)-$SERVER}
 REPORT=${REPORT_TO:-$ROOT/bench/report-$SERVER.txt}
 REPORT_TO=$OUT/harness-report.txt "$HARNESS/compare.sh"
-{
-  cat "$OUT/meta.txt"
-  echo
-  cat "$OUT/harness-report.txt"
-} > "$OUT/report.txt"
+cp "$OUT/harness-report.txt" "$OUT/report.txt"  # it opens with the run's meta (machine, commit, commands)
 if [[ ${EXTRAS:-1} == 1 ]]; then
   echo
   bench/extras.sh "$OUT"
