@@ -8,6 +8,7 @@ Each backend is migrated once per session with the project's Alembic history (th
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -102,6 +103,16 @@ async def account(client: AsyncTestClient[Litestar]) -> Account:
 async def other_account(client: AsyncTestClient[Litestar]) -> Account:
     """A second registered user."""
     return await register(client, email="grace@example.com", first_name="Grace", last_name="Hopper")
+
+
+@pytest.fixture
+def preserved_logging() -> Iterator[None]:
+    """For tests that reconfigure the process's logging (apps do): put the root logger back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -63,8 +63,14 @@ class Receiver:
     """What both receivers share: the spans and exports received so far, behind a lock."""
 
     exports: list[ReceivedExport] = field(default_factory=list)
+    port: int = 0  # the loopback port it listens on, once started
     _spans: list[ReceivedSpan] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def endpoint(self) -> str:
+        """The value for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (plain HTTP, or plain-text gRPC)."""
+        return f"http://127.0.0.1:{self.port}"
 
     def spans(self) -> list[ReceivedSpan]:
         """Every span received so far, in arrival order."""
@@ -152,13 +158,6 @@ class _HTTPServer(ThreadingHTTPServer):
 class HTTPReceiver(Receiver):
     """``POST /v1/traces`` (under any prefix) on a free loopback port."""
 
-    port: int = 0
-
-    @property
-    def endpoint(self) -> str:
-        """The value for ``OTEL_EXPORTER_OTLP_ENDPOINT``."""
-        return f"http://127.0.0.1:{self.port}"
-
 
 @contextlib.contextmanager
 def otlp_http_receiver() -> Iterator[HTTPReceiver]:
@@ -179,13 +178,6 @@ def otlp_http_receiver() -> Iterator[HTTPReceiver]:
 @dataclass
 class GrpcReceiver(Receiver):
     """The ``opentelemetry.proto.collector.trace.v1.TraceService/Export`` method on a free loopback port."""
-
-    port: int = 0
-
-    @property
-    def endpoint(self) -> str:
-        """The value for ``OTEL_EXPORTER_OTLP_ENDPOINT`` (plain text gRPC)."""
-        return f"http://127.0.0.1:{self.port}"
 
     def export(self, request: ExportTraceServiceRequest, context: Any) -> ExportTraceServiceResponse:
         """The RPC: store the spans, with the call's metadata as headers."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import re
 import sqlite3
 import time
@@ -30,11 +29,13 @@ from tests.servers import migrate
 from todo_service.app import create_app
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     from tests.processes import LiveService
 
+# They reconfigure the process's logging (tests/conftest.py puts it back).
+pytestmark = pytest.mark.usefixtures("preserved_logging")
 WRONG_PASSWORD = "Wrong-Horse-99"
 SEARCH = "groceries-xyzzy"
 TASKS = "/api/v1/users/{user_id}/tasks"
@@ -43,16 +44,6 @@ REQUEST_FIELDS = ("request_id", "trace_id", "span_id", "route", "user_id")
 ACCESS_FIELDS = {"time", "level", "logger", "message", "method", "path", "status", "duration_ms", "client_ip"}
 CONSOLE_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: \S")
 WAIT_SECONDS = 10
-
-
-@pytest.fixture(autouse=True)
-def preserved_logging() -> Iterator[None]:
-    """The apps built here reconfigure the process's logging: put the root logger back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @dataclass

@@ -8,6 +8,7 @@ and the asyncpg path must behave like SQLAlchemy's pool: bounded waits, outages 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,7 +32,26 @@ from todo_service.lib.statements import AsyncpgStatements, EngineStatements, Ses
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from opentelemetry.trace import Tracer
+
+    from todo_service.settings import Settings
+
 NOW = datetime(2030, 5, 17, 9, 30, tzinfo=UTC)
+
+
+@contextlib.asynccontextmanager
+async def started_statements(
+    settings: Settings, tracer: Tracer | None = None
+) -> AsyncIterator[AsyncpgStatements | EngineStatements]:
+    """The statements an app on ``settings`` runs on, started; closed with their engine afterwards."""
+    engine = create_engine(settings)
+    statements = create_statements(settings, engine, tracer=tracer)
+    await statements.start()
+    try:
+        yield statements
+    finally:
+        await statements.close()
+        await engine.dispose()
 
 
 @pytest.fixture
@@ -40,14 +60,8 @@ async def runner(database_url: str, db_engine: AsyncEngine) -> AsyncIterator[Asy
     async with db_engine.begin() as connection:
         await connection.execute(delete(Task))
         await connection.execute(delete(User))
-    engine = create_engine(make_settings(database_url))
-    statements = create_statements(make_settings(database_url), engine)
-    await statements.start()
-    try:
+    async with started_statements(make_settings(database_url)) as statements:
         yield statements
-    finally:
-        await statements.close()
-        await engine.dispose()
 
 
 async def add_user(runner: AsyncpgStatements | EngineStatements) -> uuid.UUID:
@@ -165,15 +179,9 @@ async def test_session_statements_run_inside_the_session(database_url: str, db_e
 async def postgres_statements(postgres_admin_url: str) -> AsyncIterator[AsyncpgStatements]:
     """AsyncpgStatements on the PostgreSQL server (no tables needed), started."""
     settings = make_settings(postgres_admin_url, db_pool_size=2, db_max_overflow=0, db_pool_timeout=1)
-    engine = create_engine(settings)
-    statements = create_statements(settings, engine)
-    assert isinstance(statements, AsyncpgStatements)
-    await statements.start()
-    try:
+    async with started_statements(settings) as statements:
+        assert isinstance(statements, AsyncpgStatements)
         yield statements
-    finally:
-        await statements.close()
-        await engine.dispose()
 
 
 PLUS = select(bindparam("a", type_=Integer) + bindparam("b", type_=Integer))
@@ -226,16 +234,10 @@ async def test_an_exhausted_pool_is_a_503_after_the_pool_timeout(postgres_statem
 
 async def test_a_database_that_is_down_is_a_503(postgres_admin_url: str) -> None:
     url = f"postgresql+asyncpg://u:p@127.0.0.1:{free_port()}/x"
-    settings = make_settings(url, db_pool_timeout=1)
-    engine = create_engine(settings)
-    statements = create_statements(settings, engine)
-    await statements.start()  # connects on first use: a database that is down does not stop the start
-    try:
+    # The pool connects on first use: a database that is down does not stop the start.
+    async with started_statements(make_settings(url, db_pool_timeout=1)) as statements:
         with pytest.raises(ConnectionRefusedError) as caught:
             await statements.one(PLUS, {"a": 1, "b": 1})
-    finally:
-        await statements.close()
-        await engine.dispose()
     assert isinstance(to_app_error(caught.value), ServiceUnavailable)
 
 
@@ -274,18 +276,11 @@ async def test_spans_name_the_statement_and_never_its_values(postgres_admin_url:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    settings = make_settings(postgres_admin_url)
-    engine = create_engine(settings)
-    statements = create_statements(settings, engine, tracer=provider.get_tracer("test"))
-    await statements.start()
-    try:
+    async with started_statements(make_settings(postgres_admin_url), provider.get_tracer("test")) as statements:
         assert await statements.one(PLUS, {"a": 40, "b": 2}) == (42,)
         with pytest.raises(asyncpg.PostgresError):
             await statements.one(select(text("no_such_column")), {})
-    finally:
-        await statements.close()
-        await engine.dispose()
-        provider.shutdown()
+    provider.shutdown()
 
     ok, failed = exporter.get_finished_spans()
     database = postgres_admin_url.rpartition("/")[2]

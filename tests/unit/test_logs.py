@@ -18,23 +18,13 @@ from tests.factories import make_settings
 from todo_service.lib.logs import ACCESS_LOGGER, LogHandler, configure_logging, in_request, redact
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from todo_service.lib.logs import TraceIds
 
+# They reconfigure the process's logging (tests/conftest.py puts it back).
+pytestmark = pytest.mark.usefixtures("preserved_logging")
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
 CONSOLE_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: ")
 TRACE = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
-
-
-@pytest.fixture(autouse=True)
-def preserved_logging() -> Iterator[None]:
-    """These tests reconfigure the process's logging: put the root logger back as it was afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def configure(fmt: str = "json", level: str = "INFO", trace_ids: TraceIds | None = None) -> io.StringIO:

@@ -131,23 +131,18 @@ class _Compiled:
             columns = ", ".join(column.name for column in (*compiled.insert_prefetch, *compiled.update_prefetch))
             raise TypeError(f"give every value: the statement relies on Python-side defaults for {columns}")
         fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
-        binds: list[Callable[[Any], Any] | None] = []
-        for name in names:
-            bind = processors.get(name)
-            if bind is not None and not callable(bind):  # a tuple's processors: no statement here has one
-                raise TypeError(f"{name}: tuple parameters are not supported")
-            binds.append(bind)
+        # Only expanding parameters have a sequence of processors, and they were refused above.
+        binds = tuple(cast("Callable[[Any], Any] | None", processors.get(name)) for name in names)
         results = tuple(
             (index, processor)
             for index, column in enumerate(compiled._result_columns or ())  # noqa: SLF001
             if (processor := column.type._cached_result_processor(dialect, None)) is not None  # noqa: SLF001
         )
         sql = compiled.string
-        return cls(sql, sql.split(None, 1)[0], names, fixed, tuple(binds), results)
+        return cls(sql, sql.split(None, 1)[0], names, fixed, binds, results)
 
     def arguments(self, params: Params) -> list[Any]:
-        fixed = self.fixed
-        values = [params[name] if name in params or name not in fixed else fixed[name] for name in self.names]
+        values = [params[name] if name in params else self.fixed[name] for name in self.names]
         for index, bind in enumerate(self.binds):
             if bind is not None and values[index] is not None:
                 values[index] = bind(values[index])

@@ -184,18 +184,7 @@ def _get(*, own: bool) -> Select[Any]:
     )
 
 
-_CREATED = (
-    "id",
-    "user_id",
-    "title",
-    "description",
-    "completed",
-    "priority",
-    "due_date",
-    "completed_at",
-    "created_at",
-    "updated_at",
-)
+_CREATED = tuple(column.key for column in TASK_COLUMNS)  # an INSERT gives every column
 
 
 @cache
