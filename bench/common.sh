@@ -18,8 +18,8 @@ export APP_ENV=production LOG_LEVEL=WARNING RATE_LIMIT_ENABLED=false ACCESS_TOKE
 server_command() {
   case $SERVER in
     uvicorn) echo "exec '$VENV/uvicorn' --factory todo_service.app:create_app \$UVICORN_ARGS" ;;
-    granian) echo "exec '$VENV/granian' --interface asgi --factory --host \$HOST --port \$PORT \
---workers \$WORKERS --loop uvloop --http 1 --no-ws --log-level warning --no-access-log todo_service.app:create_app" ;;
+    # The production command itself: granian as todo_service/cli.py configures it.
+    granian) echo "exec '$VENV/todo-service' run --host \$HOST --port \$PORT --web-concurrency \$WORKERS" ;;
     *) echo "bench: SERVER must be uvicorn or granian" >&2; return 2 ;;
   esac
 }
