@@ -63,6 +63,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: LogLevel = "INFO"
     log_format: LogFormat | None = None
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 64 * 1024
+    # A request body must arrive within this many seconds of the request (408 otherwise), so slow
+    # uploads cannot hold the process's connections and file descriptors.
+    request_body_timeout_seconds: PositiveFloat = 30.0
 
     db_pool_size: PositiveInt = 10
     db_max_overflow: Annotated[int, msgspec.Meta(ge=0)] = 10
@@ -83,6 +86,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     argon2_parallelism: PositiveInt = 4
 
     refresh_token_expire_days: Annotated[int, msgspec.Meta(ge=1, le=365)] = 14
+    # A refresh token presented again within this many seconds of its first use (two tabs racing)
+    # gets a fresh pair for the same session; later, reuse revokes the session (a stolen token).
+    refresh_reuse_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 10
 
     # Rate limits ("<count>/<period>", moving window), in memory or in Redis when REDIS_URL is set.
     rate_limit_enabled: bool = True
@@ -113,12 +119,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Prometheus metrics at /metrics; with several workers, prometheus-client's multiprocess mode
     # needs this directory (read by prometheus-client itself, so it must be in the environment).
     metrics_enabled: bool = True
+    # When set, /metrics answers only requests with "Authorization: Bearer <METRICS_TOKEN>" (401 otherwise).
+    metrics_token: str | None = None
     prometheus_multiproc_dir: str | None = None
 
     # Transport: CORS is off unless origins are given; Host must match ALLOWED_HOSTS; HSTS when > 0.
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ("*",)
     hsts_max_age: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+    # The interactive docs (Scalar, Swagger UI, ReDoc) and the schema at /api/docs. On by default,
+    # production included: the schema is the API's public contract, and hiding it protects nothing.
+    docs_enabled: bool = True
 
     def __post_init__(self) -> None:
         """Cross-field rules msgspec constraints cannot express (messages start with the variable)."""
