@@ -157,7 +157,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     checks = {"database": database_check(engine)}
     if rate_limiter is not None and settings.redis_url:
         checks["redis"] = redis_check(rate_limiter.storage)
-    readiness = ReadinessProbe(checks, timeout=settings.health_check_timeout)
+    readiness = ReadinessProbe(
+        checks,
+        timeout=settings.health_check_timeout,
+        optional={"redis"},  # rate limits fail open without it: degraded, still ready
+        on_outcome=metrics.dependency_outcome if metrics else None,
+    )
 
     session_maker = db_config.create_session_maker()
     context = AppContext(engine=engine, session_maker=session_maker, auth_config=auth_config, audit_log=audit_log)

@@ -9,6 +9,8 @@
   the statements' asyncpg pool (a callback gauge cannot work in multiprocess mode), and their size.
 - Rate-limit rejections by rule and audit events by event and outcome (login failures, lockouts,
   blocked logins, rate-limit hits, ...), counted by hooks where they happen.
+- Dependencies: ``todo_dependency_up{dependency}``, 1 or 0 as the last readiness probe found it
+  (database, redis); a Redis outage leaves the service ready but degraded, this says so.
 - Build info (version, Python version) = 1.
 
 With several workers, prometheus-client's multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` must be
@@ -92,6 +94,12 @@ class _Families:
         )
         self.pool_size = Gauge(
             f"{PREFIX}_db_pool_size", "Connections the database pools keep open", multiprocess_mode="livesum"
+        )
+        self.dependency_up = Gauge(
+            f"{PREFIX}_dependency_up",
+            "Whether a dependency answered the last readiness probe (1) or not (0)",
+            ["dependency"],
+            multiprocess_mode="livemostrecent",
         )
         self.build_info = Gauge(
             f"{PREFIX}_build_info", "The running version", ["version", "python_version"], multiprocess_mode="livemax"
@@ -265,6 +273,10 @@ class Metrics:
     def count_rejection(self, rule: str) -> None:
         """``RateLimiter.on_rejected``: every refused request, by the rule that refused it."""
         families().rate_limit_rejections.labels(rule).inc()
+
+    def dependency_outcome(self, dependency: str, up: bool) -> None:  # noqa: FBT001  (the probe's callback)
+        """``ReadinessProbe.on_outcome``: each dependency's state, as the last probe found it."""
+        families().dependency_up.labels(dependency).set(1 if up else 0)
 
     def _endpoint(self) -> HTTPRouteHandler:
         registry: CollectorRegistry = REGISTRY

@@ -30,5 +30,11 @@ class SystemController(Controller):
         responses=error_responses(ServiceUnavailable, InternalError),
     )
     async def ready(self, readiness: NamedDependency[ReadinessProbe]) -> Readiness:
-        """200 when every dependency answers in time; 503 naming the ones that did not."""
+        """200 when the service can serve; 503 naming each required dependency that did not answer in time.
+
+        The database is required. Redis (rate limits) is optional: when it is down the service
+        still serves (rate limits fail open: requests are not limited) and the answer is 200 with
+        ``status: "degraded"`` and ``degraded`` naming it, so that an orchestrator does not take
+        every replica out of rotation at once over a cache.
+        """
         return await readiness.check()

@@ -13,8 +13,14 @@ class Health(msgspec.Struct, frozen=True):
     status: Literal["ok"] = "ok"
 
 
-class Readiness(msgspec.Struct, frozen=True):
-    """Every dependency answered; ``checks`` names each one."""
+class Readiness(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The service can serve: every required dependency answered.
+
+    ``checks`` gives each dependency's outcome ("ok", or what went wrong). ``status`` is "ready"
+    when every check passed, "degraded" when only optional ones failed (``degraded`` names them):
+    the API still serves, with a fallback (Redis down: requests are served without rate limits, fail open).
+    """
 
     checks: dict[str, str]
-    status: Literal["ready"] = "ready"
+    status: Literal["ready", "degraded"]
+    degraded: list[str] = msgspec.field(default_factory=list)
