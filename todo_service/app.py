@@ -189,7 +189,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "task_service": _singleton(TaskService(statements)),
         },
         exception_handlers={Exception: exception_to_response},
-        openapi_config=openapi_config(__version__),
+        openapi_config=openapi_config(__version__, enabled=settings.docs_enabled),
         request_max_body_size=settings.max_body_bytes,
         lifespan=[session_pruner(session_maker, settings.session_prune_interval_seconds)],
         on_startup=[wait_for_the_database, passwords.prepare, statements.start],

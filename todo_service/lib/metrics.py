@@ -1,4 +1,8 @@
-"""Prometheus metrics at ``/metrics`` (no token, not rate limited, not in the OpenAPI schema).
+"""Prometheus metrics at ``/metrics`` (not rate limited, not in the OpenAPI schema).
+
+No token by default (a scraper on the private network); with ``METRICS_TOKEN`` set, only requests
+with ``Authorization: Bearer <METRICS_TOKEN>`` are answered (compared in constant time), the rest
+get a 401 in the contract's error body. The service's own JWTs do not open it.
 
 - HTTP: our own middleware, with the families and labels of Litestar's Prometheus middleware
   (``group_path=True``) at a fraction of its cost: the ``path`` label is the route *template*
@@ -21,15 +25,16 @@ worker removes its gauge files when it stops. The directory must be empty when t
 
 from __future__ import annotations
 
+import hmac
 import os
 import platform
 import time
 from functools import cache
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar import get
+from litestar import Request, get
 from litestar._asgi.utils import wrap_in_exception_handler  # what Litestar wraps its own layers in
 from litestar.enums import ScopeType
 from litestar.response import Response
@@ -47,6 +52,7 @@ from prometheus_client import (
 from sqlalchemy import event
 
 from todo_service import __version__
+from todo_service.lib.errors import InvalidToken, NotAuthenticated
 from todo_service.lib.statements import AsyncpgStatements
 from todo_service.settings import Settings, SettingsError
 
@@ -199,6 +205,26 @@ class _RequestMetrics:
             durations.observe(duration)
 
 
+class MetricsTokenInvalid(InvalidToken):
+    """A bearer token was sent to ``/metrics``, but not ``METRICS_TOKEN``."""
+
+    default_detail = "The metrics token is invalid"
+
+
+def _check_bearer(request: Request[Any, Any, Any], token: bytes) -> None:
+    """Let the request through only with ``Authorization: Bearer <token>`` (constant-time comparison).
+
+    Raises:
+        NotAuthenticated: no bearer token was sent.
+        MetricsTokenInvalid: another one was.
+    """
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        raise NotAuthenticated("Authentication required: send 'Authorization: Bearer <METRICS_TOKEN>'")
+    if not hmac.compare_digest(credentials.strip().encode(), token):
+        raise MetricsTokenInvalid
+
+
 def _pool_checkout(_: DBAPIConnection, entry: ConnectionPoolEntry, __: PoolProxiedConnection) -> None:
     if entry.record_info is not None:  # always, in SQLAlchemy's pools
         entry.record_info[_CHECKED_OUT] = True  # survives invalidation, unlike ``entry.info``
@@ -251,6 +277,7 @@ class Metrics:
     def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
         self.directory = multiprocess_dir(settings)
         self.engine = engine
+        self.token = settings.metrics_token.encode() if settings.metrics_token else None
         self._pool_size = 0
         self.extra_pool_size = 0  # the statements' asyncpg pool, on PostgreSQL
 
@@ -284,8 +311,12 @@ class Metrics:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=self.directory)  # type: ignore[no-untyped-call]
 
-        def metrics() -> Response[bytes]:
+        token = self.token
+
+        def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
             """The Prometheus text format, merged over every worker in multiprocess mode."""
+            if token is not None:
+                _check_bearer(request, token)
             return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         options = {"exclude_from_auth": True, SKIP_KEY: True}

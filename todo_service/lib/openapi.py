@@ -95,8 +95,14 @@ def _refuse_unknown_docs_path(request: Request[Any, Any, Any]) -> None:
         raise NotFoundException
 
 
-def openapi_config(version: str) -> OpenAPIConfig:
-    """Scalar at ``/api/docs``, Swagger UI and ReDoc beside it, the schema at ``/api/docs/openapi.json``."""
+def openapi_config(version: str, *, enabled: bool = True) -> OpenAPIConfig | None:
+    """Scalar at ``/api/docs``, Swagger UI and ReDoc beside it, the schema at ``/api/docs/openapi.json``.
+
+    None (no docs route at all) when ``DOCS_ENABLED=false``: every docs path is then an unknown
+    route, a 404 in the contract's error body.
+    """
+    if not enabled:
+        return None
     return OpenAPIConfig(
         title="Todo Service API",
         version=version,
