@@ -93,13 +93,19 @@ async def test_location_header_points_at_the_new_task(client: Client, account: A
     assert fetched.json() == task
 
 
-async def test_due_date_without_offset_is_taken_as_utc(client: Client, account: Account) -> None:
-    task = await create_task(client, account, due_date="2030-01-01T10:00:00")
-
-    assert parse_utc(task["due_date"]) == datetime(2030, 1, 1, 10, 0, tzinfo=UTC)
-    assert parse_utc((await get_task(client, account, task["id"]))["due_date"]) == datetime(
-        2030, 1, 1, 10, 0, tzinfo=UTC
+async def test_due_date_without_offset_is_refused(client: Client, account: Account) -> None:
+    response = await client.post(
+        account.tasks_url, json={"title": "t", "due_date": "2030-01-01T10:00:00"}, headers=account.headers
     )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {
+            "field": "due_date",
+            "message": "must be an ISO 8601 date and time with a UTC offset, like 2030-01-31T17:00:00Z or null",
+            "source": "body",
+        }
+    ]
 
 
 async def test_due_date_with_offset_is_returned_in_utc(client: Client, account: Account) -> None:
@@ -115,8 +121,7 @@ async def test_put_due_date_is_normalised_to_utc_too(client: Client, account: Ac
     url = task_url(account, task["id"])
 
     naive = await client.put(url, json={"due_date": "2031-03-01T10:00:00"}, headers=account.headers)
-    assert naive.status_code == 200, naive.text
-    assert parse_utc(naive.json()["due_date"]) == datetime(2031, 3, 1, 10, 0, tzinfo=UTC)
+    assert naive.status_code == 422, naive.text
 
     offset = await client.put(url, json={"due_date": "2031-03-01T10:00:00-05:00"}, headers=account.headers)
     assert offset.status_code == 200, offset.text

@@ -77,7 +77,10 @@ class AdminController(Controller):
         audit: NamedDependency[AuditTrail],
         event: Annotated[Event | None, QueryParameter(description="Only events of this kind")] = None,
         user_id: Annotated[UUID | None, QueryParameter(description="Only events about this account")] = None,
-        email: Annotated[Email | None, QueryParameter(description="Only events about this email address")] = None,
+        email: Annotated[
+            Email | None,
+            QueryParameter(min_length=3, max_length=255, description="Only events about this email address"),
+        ] = None,
         page: PageNumber = 1,
         limit: PageSize = 50,
     ) -> Page[AuditEventRead]:

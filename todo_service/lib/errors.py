@@ -267,7 +267,9 @@ def _field_error(item: Mapping[str, Any]) -> FieldError:
     """One of Litestar's validation details, with a readable message, the field it concerns and a plain source."""
     message = str(item.get("message", "invalid value"))
     # msgspec names the regex a string failed; say what the regex means instead.
-    message = _REGEX_MESSAGE.sub(lambda m: PATTERN_MEANINGS.get(m["pattern"], m[0]), message)
+    message = _REGEX_MESSAGE.sub(
+        lambda m: PATTERN_MEANINGS.get(m["pattern"].encode().decode("unicode_escape"), m[0]), message
+    )
     field = str(item.get("key") or "data")
     if field == "data":
         named = _NAMED_FIELD.match(message)

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 import msgspec
 
 __all__ = (
+    "FOLDS_CASE",
     "NON_BLANK",
     "NO_NUL",
     "PATTERN_MEANINGS",
@@ -21,13 +22,16 @@ NO_NUL = r"^[^\x00]*$"
 NON_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"
 EMAIL_PATTERN = r"^[^@\s\x00]+@[^@\s\x00]+\.[^@\s\x00]+$"
 
-# What each pattern means, for validation messages (msgspec only quotes the regex, as repr shows it).
+# What each pattern means, for validation messages.
 PATTERN_MEANINGS: dict[str, str] = {}
+# ``Meta(extra={FOLDS_CASE: True})``: the value is compared and stored lower-cased, so its length
+# limit holds for the lower-cased value too ("İ" is one character, "i̇" two).
+FOLDS_CASE = "folds_case"
 
 
 def explain_pattern(pattern: str, meaning: str) -> str:
     """Register what ``pattern`` means for error messages; returns the pattern."""
-    PATTERN_MEANINGS[repr(pattern)[1:-1]] = meaning
+    PATTERN_MEANINGS[pattern] = meaning
     return pattern
 
 
@@ -43,6 +47,7 @@ Email = Annotated[
         pattern=EMAIL_PATTERN,
         description="An email address; compared case-insensitively and stored lower-cased.",
         examples=["ada@example.com"],
+        extra={FOLDS_CASE: True},
     ),
 ]
 PersonName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NON_BLANK, examples=["Ada"])]

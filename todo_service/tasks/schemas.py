@@ -16,7 +16,8 @@ Description = Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL, examp
 DueDate = Annotated[
     datetime,
     msgspec.Meta(
-        description="ISO 8601; a value without a UTC offset is taken as UTC.",
+        tz=True,
+        description="ISO 8601 with a UTC offset (a value without one is refused).",
         examples=["2030-01-31T17:00:00Z"],
     ),
 ]
