@@ -34,6 +34,7 @@ from todo_service.lib.metrics import build_metrics
 from todo_service.lib.openapi import openapi_config
 from todo_service.lib.ratelimit import build_rate_limiter
 from todo_service.lib.request_context import ClientAddress
+from todo_service.lib.strict import StrictBodies, StrictBodySchema, check_query
 from todo_service.lib.telemetry import build_tracing, current_trace_ids
 from todo_service.settings import Settings
 from todo_service.system.controllers import SystemController
@@ -169,7 +170,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[AuthController, UserController, TaskController, AdminController, SystemController],
-        plugins=[SQLAlchemyPlugin(config=db_config), ProjectCommands()],
+        # Strict bodies: decoded without coercion, every error at once, documented additionalProperties: false.
+        plugins=[SQLAlchemyPlugin(config=db_config), ProjectCommands(), StrictBodies(), StrictBodySchema()],
+        before_request=check_query,  # unknown, repeated or invalid query parameters: one 422 naming them all
         state=State({"context": context}),
         # TransportSecurity last: its request-id middleware must end up outermost.
         on_app_init=[
