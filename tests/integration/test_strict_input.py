@@ -174,3 +174,19 @@ async def test_the_schema_says_the_same(client: Client) -> None:
                 parameters += 1
     assert bodies >= 8
     assert parameters >= 10
+
+
+async def test_a_write_that_changes_nothing_leaves_updated_at(client: Client, account: Account) -> None:
+    created = await client.post(account.tasks_url, json={"title": "t"}, headers=account.headers)
+    url = f"{account.tasks_url}/{created.json()['id']}"
+    done = (await client.patch(f"{url}/complete", json={"completed": True}, headers=account.headers)).json()
+
+    again = await client.patch(f"{url}/complete", json={"completed": True}, headers=account.headers)
+    same = await client.put(url, json={"title": "t", "priority": "medium"}, headers=account.headers)
+    changed = await client.put(url, json={"title": "u"}, headers=account.headers)
+
+    assert again.status_code == 200
+    assert again.json() == done
+    assert same.json() == done
+    assert changed.json()["updated_at"] > done["updated_at"]
+    assert changed.json()["completed_at"] == done["completed_at"]

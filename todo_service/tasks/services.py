@@ -202,8 +202,15 @@ def _update(fields: frozenset[str], *, own: bool) -> Update:
     if "completed" in fields:
         done = bindparam("set_completed", type_=Boolean)
         values["completed_at"] = case((done, func.coalesce(Task.completed_at, _now())), else_=None)
-    # With nothing to change the statement still runs: it checks the caller may write.
-    values["updated_at"] = _now() if fields else Task.updated_at
+    # A write that changes nothing (completing a completed task, a PUT of what a GET returned) leaves
+    # updated_at alone; with nothing to change the statement still runs: it checks the caller may write.
+    # (Own parameters: PostgreSQL deduces one type per parameter, and SET and IS DISTINCT FROM differ.)
+    values["updated_at"] = Task.updated_at
+    if fields:
+        changes = [
+            _COLUMNS[name].is_distinct_from(bindparam(f"was_{name}", type_=_COLUMNS[name].type)) for name in fields
+        ]
+        values["updated_at"] = case((or_(*changes), _now()), else_=Task.updated_at)
     return (
         update(Task)
         .where(Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=True))
@@ -282,6 +289,7 @@ class TaskService:
         statement = _update(frozenset(changes), own=owner_id == caller.user_id)
         params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, NOW: datetime.now(UTC)}
         params.update({f"set_{name}": value for name, value in changes.items()})
+        params.update({f"was_{name}": value for name, value in changes.items()})
         row = await self.statements.one(statement, params)
         if row is None:
             await refuse(self.statements, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
