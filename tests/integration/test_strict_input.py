@@ -190,3 +190,26 @@ async def test_a_write_that_changes_nothing_leaves_updated_at(client: Client, ac
     assert same.json() == done
     assert changed.json()["updated_at"] > done["updated_at"]
     assert changed.json()["completed_at"] == done["completed_at"]
+
+
+async def test_a_put_of_what_a_get_returned_succeeds(client: Client, account: Account) -> None:
+    created = await client.post(account.tasks_url, json={"title": "t"}, headers=account.headers)
+    url = f"{account.tasks_url}/{created.json()['id']}"
+    task = (await client.get(url, headers=account.headers)).json()
+
+    same = await client.put(url, json={**task, "title": "renamed"}, headers=account.headers)
+    forged = await client.put(
+        url,
+        json={**same.json(), "id": "00000000-0000-0000-0000-000000000000", "created_at": "2020-01-01T00:00:00Z"},
+        headers=account.headers,
+    )
+
+    assert same.status_code == 200, same.text
+    assert same.json()["title"] == "renamed"
+    assert same.json()["id"] == task["id"]
+    assert forged.status_code == 422
+    assert errors_of(forged.json()) == {
+        "id": ("is read-only and differs from the task", "body"),
+        "created_at": ("is read-only and differs from the task", "body"),
+    }
+    assert (await client.get(url, headers=account.headers)).json()["title"] == "renamed"

@@ -10,11 +10,12 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from todo_service.auth.access import Caller
 from todo_service.db.models import Priority
-from todo_service.lib.errors import Forbidden, NotFound, TaskNotFound
+from todo_service.lib.errors import FieldError, Forbidden, NotFound, TaskNotFound, ValidationFailed
 from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
 from todo_service.lib.pagination import Page, PageNumber, PageSize
 from todo_service.lib.schema import NO_NUL, MessageResponse
 from todo_service.tasks.schemas import (
+    READ_ONLY_FIELDS,
     SORT_PATTERN,
     TaskCompletion,
     TaskCreate,
@@ -126,8 +127,21 @@ class TaskController(Controller):
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
     ) -> TaskRead:
-        """Change any fields: omitted ones stay as they are, ``null`` clears description or due_date."""
-        return await task_service.update_task(request.user, user_id, task_id, data.sent_fields())
+        """Change any fields: omitted ones stay as they are, ``null`` clears description or due_date.
+
+        Read-only fields (``id``, ``user_id``, ``completed_at``, ``created_at``, ``updated_at``) may
+        be sent back unchanged; a different value is a 422 naming the field.
+        """
+        changes = data.sent_fields()
+        if stated := {name: changes.pop(name) for name in READ_ONLY_FIELDS if name in changes}:
+            stored = await task_service.get_task(request.user, user_id, task_id)
+            if differ := [name for name, value in stated.items() if getattr(stored, name) != value]:
+                errors = [
+                    FieldError(field=name, message="is read-only and differs from the task", source="body")
+                    for name in differ
+                ]
+                raise ValidationFailed(f"Invalid {differ[0]}: is read-only and differs from the task", errors=errors)
+        return await task_service.update_task(request.user, user_id, task_id, changes)
 
     @delete("/{task_id:uuid}", status_code=200, summary="Delete a task", responses=_TASK_ERRORS)
     async def delete_task(

@@ -9,7 +9,7 @@ import msgspec
 from todo_service.db.models import Priority
 from todo_service.lib.schema import NO_NUL, NON_BLANK, RequestBody, explain_pattern
 
-__all__ = ("SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskRead", "TaskUpdate")
+__all__ = ("READ_ONLY_FIELDS", "SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskRead", "TaskUpdate")
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NON_BLANK, examples=["Write the report"])]
 Description = Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL, examples=["Two pages, with figures"])]
@@ -69,14 +69,28 @@ class TaskCreate(RequestBody, kw_only=True):
     due_date: DueDate | None = None
 
 
+ReadOnlyId = Annotated[UUID, msgspec.Meta(extra={"read_only": True})]
+ReadOnlyTime = Annotated[datetime, msgspec.Meta(tz=True, extra={"read_only": True})]
+READ_ONLY_FIELDS = ("id", "user_id", "completed_at", "created_at", "updated_at")
+
+
 class TaskUpdate(RequestBody, kw_only=True):
-    """Fields to change: an omitted field stays as it is, ``null`` clears description or due_date."""
+    """Fields to change: an omitted field stays as it is, ``null`` clears description or due_date.
+
+    The read-only fields of a task may come back (a PUT of what a GET returned): equal to the
+    stored value they are ignored, different they are a 422 naming the field.
+    """
 
     title: Title | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType | None = msgspec.UNSET
     completed: bool | msgspec.UnsetType = msgspec.UNSET
     priority: Priority | msgspec.UnsetType = msgspec.UNSET
     due_date: DueDate | msgspec.UnsetType | None = msgspec.UNSET
+    id: ReadOnlyId | msgspec.UnsetType = msgspec.UNSET
+    user_id: ReadOnlyId | msgspec.UnsetType = msgspec.UNSET
+    completed_at: ReadOnlyTime | msgspec.UnsetType | None = msgspec.UNSET
+    created_at: ReadOnlyTime | msgspec.UnsetType = msgspec.UNSET
+    updated_at: ReadOnlyTime | msgspec.UnsetType = msgspec.UNSET
 
 
 class TaskCompletion(RequestBody):
