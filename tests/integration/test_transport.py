@@ -486,3 +486,75 @@ async def test_other_hosts_get_the_contract_400(database_url: str, host: str, pa
     body = assert_error(response, 400, "INVALID_HOST", path)
     assert host not in body["detail"]
     assert assert_transport_headers(response, private=path == ME) == "bad-host-1"
+
+
+@pytest.mark.parametrize("allowed_hosts", [("*",), ("api.example.com",)])
+@pytest.mark.parametrize("second", ["api.example.com", "evil.example"])
+async def test_two_host_headers_are_refused(database_url: str, allowed_hosts: tuple[str, ...], second: str) -> None:
+    """RFC 9112 3.2: a proxy and the app could each believe a different one; 400, whatever ALLOWED_HOSTS says."""
+    async with serve(database_url, allowed_hosts=allowed_hosts) as client:
+        headers = [("Host", "api.example.com"), ("Host", second), ("X-Request-ID", "two-hosts-1")]
+        response = await client.get(HEALTH, headers=headers)
+        single = await client.get(HEALTH, headers={"Host": "api.example.com"})
+    body = assert_error(response, 400, "INVALID_HOST", HEALTH)
+    assert "more than one Host" in body["detail"]
+    assert assert_transport_headers(response, private=False) == "two-hosts-1"
+    assert single.status_code == 200
+
+
+# OPTIONS: Allow lists exactly the methods of the path
+
+TASK_PATHS = {
+    ME: "GET, OPTIONS, PUT",
+    f"{ME}/password": "OPTIONS, PUT",
+    "/api/v1/users/{user_id}/tasks": "GET, OPTIONS, POST",
+    "/api/v1/users/{user_id}/tasks/{task_id}": "DELETE, GET, OPTIONS, PUT",
+    "/api/v1/users/{user_id}/tasks/{task_id}/complete": "OPTIONS, PATCH",
+    HEALTH: "GET, OPTIONS",
+}
+
+
+def allow_of(response: httpx.Response) -> str:
+    allows = response.headers.get_list("allow")
+    assert len(allows) == 1, allows
+    return allows[0]
+
+
+def expected_paths() -> dict[str, str]:
+    ids = {"user_id": str(uuid.uuid4()), "task_id": str(uuid.uuid4())}
+    return {path.format(**ids): allow for path, allow in TASK_PATHS.items()}
+
+
+async def test_options_allow_lists_exactly_the_methods_of_the_path(client: Client) -> None:
+    for path, allow in expected_paths().items():
+        response = await client.options(path)
+        assert response.status_code == 204, (path, response.text)
+        assert allow_of(response) == allow, path
+        # The same set as a 405 on that path says (plus OPTIONS, which Allow of a 405 has too).
+        wrong = await client.request("TRACE", path)
+        assert wrong.status_code == 405, path
+        assert header_set(allow_of(wrong)) == header_set(allow), path
+
+
+async def test_options_allow_with_cors_on(database_url: str) -> None:
+    """Litestar's CORS answers any OPTIONS with an Origin before routing: Allow is still there, and right."""
+    async with serve(database_url, cors_origins=(ORIGIN,)) as client:
+        for path, allow in expected_paths().items():
+            plain = await client.options(path)
+            preflight = await client.options(path, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"})
+            assert plain.status_code == preflight.status_code == 204, path
+            assert allow_of(plain) == allow_of(preflight) == allow, path
+            assert preflight.headers["access-control-allow-origin"] == ORIGIN
+        # A preflight is answered before routing, whatever the path: no route, no Allow.
+        nowhere = await client.options(
+            "/api/v1/nothing", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}
+        )
+    assert nowhere.status_code == 204
+    assert "allow" not in nowhere.headers
+
+
+async def test_options_on_a_path_that_is_no_route_is_a_404(client: Client) -> None:
+    for path in ("/api/v1/users/not-a-uuid/tasks", "/api/v1/nothing"):
+        response = await client.options(path)
+        assert_error(response, 404, "NOT_FOUND", path)
+        assert "allow" not in response.headers

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import string
 import uuid
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
+from litestar.routes import HTTPRoute
 
 from todo_service.lib.docs_csp import DocsPolicyMiddleware, docs_policies
 from todo_service.lib.request_context import REQUEST_ID_KEY
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from litestar.config.app import AppConfig
+    from litestar.routes import BaseRoute
     from litestar.types import ASGIApp, Message, Method, Receive, Scope, Send
 
 __all__ = (
@@ -48,6 +51,7 @@ __all__ = (
     "CORS_METHODS",
     "CORS_REQUEST_HEADERS",
     "REQUEST_ID_HEADER",
+    "AllowHeader",
     "RequestIdMiddleware",
     "SecurityHeaders",
     "TransportSecurity",
@@ -59,6 +63,7 @@ __all__ = (
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+_ALLOW = b"allow"
 _REQUEST_ID_BYTES = (string.ascii_letters + string.digits + "._:-").encode()
 
 # The API serves JSON only: a document it returns may load, embed or submit nothing.
@@ -152,6 +157,74 @@ class SecurityHeaders:
         message["headers"] = headers
 
 
+class AllowHeader:
+    """``Allow`` on every successful ``OPTIONS`` answer: exactly the methods of the path, plus OPTIONS.
+
+    Litestar's automatic OPTIONS handler is made with the first handler registered on a path and
+    keeps listing that handler's methods only when more are added (a controller's ``GET`` and
+    ``PUT`` on ``/users/me`` answered ``Allow: GET, OPTIONS``); and with CORS on, its middleware
+    answers every ``OPTIONS`` that has an ``Origin`` (a preflight) before routing, without
+    ``Allow``. This ``before_send`` hook sets it on both from the app's routes, whose ``methods``
+    are right (they also give a 405 its ``Allow``). The table is built on first use, again when
+    routes were added since.
+    """
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[tuple[object, ...], bytes]] = []
+        self._built_from = -1
+
+    async def before_send(self, message: Message, scope: Scope) -> None:
+        """``before_send`` hook: replace (or add) ``Allow`` on a 2xx/3xx answer to ``OPTIONS``."""
+        if (
+            message["type"] != "http.response.start"
+            or scope.get("method") != "OPTIONS"
+            or message["status"] >= HTTPStatus.BAD_REQUEST
+            or (allow := self.allow_for(scope)) is None
+        ):
+            return
+        headers = [(name, value) for name, value in message.get("headers", ()) if name.lower() != _ALLOW]
+        headers.append((_ALLOW, allow))
+        message["headers"] = headers
+
+    def allow_for(self, scope: Scope) -> bytes | None:
+        """The ``Allow`` value of the route the request's path matches; None when it matches none."""
+        routes = scope["app"].routes
+        if len(routes) != self._built_from:
+            self._routes = _route_table(routes)
+            self._built_from = len(routes)
+        segments = [segment for segment in scope.get("path", "").split("/") if segment]
+        for components, allow in self._routes:
+            if _matches(components, segments):
+                return allow
+        return None
+
+
+def _route_table(routes: Sequence[BaseRoute]) -> list[tuple[tuple[object, ...], bytes]]:
+    """Each HTTP route's path components and ``Allow`` value; routes with fewer parameters first."""
+    table: list[tuple[tuple[object, ...], bytes]] = [
+        (tuple(route.path_components), ", ".join(sorted({*route.methods, "OPTIONS"})).encode("ascii"))
+        for route in routes
+        if isinstance(route, HTTPRoute)
+    ]
+    table.sort(key=lambda entry: sum(not isinstance(c, str) for c in entry[0]))  # static paths win
+    return table
+
+
+def _matches(components: tuple[object, ...], segments: list[str]) -> bool:
+    if len(components) != len(segments):
+        return False
+    for component, segment in zip(components, segments, strict=True):
+        if isinstance(component, str):
+            if component != segment:
+                return False
+            continue
+        try:  # a path parameter: its value must parse (a uuid, an int, ...)
+            getattr(component, "parser", str)(segment)
+        except (TypeError, ValueError):
+            return False
+    return True
+
+
 def cors_config(origins: Sequence[str]) -> CORSConfig | None:
     """Litestar's CORS for exactly ``origins`` (``CORS_ORIGINS``); None (CORS off) when there are none.
 
@@ -186,16 +259,17 @@ class TransportSecurity:
         self.headers = SecurityHeaders(hsts_max_age=settings.hsts_max_age)
         self.cors = cors_config(settings.cors_origins)
         self.allowed_hosts = AllowedHosts.parse(settings.allowed_hosts)
+        self.allow = AllowHeader()
 
     def install(self, app_config: AppConfig) -> AppConfig:
         """``on_app_init`` hook; list it last so that the request id is assigned first."""
-        first: list[ASGIMiddleware] = [RequestIdMiddleware()]
-        if self.allowed_hosts is not None:
-            first.append(TrustedHostMiddleware(self.allowed_hosts))
+        # Always: it also refuses a request with two Host headers, whatever ALLOWED_HOSTS says.
+        first: list[ASGIMiddleware] = [RequestIdMiddleware(), TrustedHostMiddleware(self.allowed_hosts)]
         if pages := docs_policies(app_config.openapi_config):
             first.append(DocsPolicyMiddleware(pages))
         app_config.middleware[0:0] = first
         app_config.before_send.append(self.headers.before_send)
+        app_config.before_send.append(self.allow.before_send)
         if self.cors is not None:
             app_config.cors_config = self.cors
         return app_config

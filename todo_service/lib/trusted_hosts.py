@@ -7,6 +7,10 @@ its own instead of the contract's error body. This middleware compares the host 
 (lower-cased, without port or trailing dot) with a set of names and of ``*.`` suffixes, and
 raises an :class:`AppError` that the app's exception handler turns into the contract's body.
 
+A request with more than one ``Host`` header is refused the same way, whatever ``ALLOWED_HOSTS``
+says (RFC 9112, section 3.2: a server must answer 400 to it): a proxy and the application could
+each read a different one, which is how cache poisoning and routing around a host check work.
+
 Like every app middleware it runs only for requests that match a route: an unknown path answers
 404 whatever its ``Host`` (nothing is built from the host there).
 """
@@ -27,7 +31,7 @@ if TYPE_CHECKING:
 
     from litestar.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ("AllowedHosts", "InvalidHost", "TrustedHostMiddleware", "host_of")
+__all__ = ("AllowedHosts", "InvalidHost", "TrustedHostMiddleware", "host_count", "host_of")
 
 _HOST = b"host"
 
@@ -88,20 +92,30 @@ def host_of(scope: Scope) -> str:
     return ""
 
 
+def host_count(scope: Scope) -> int:
+    """How many ``Host`` headers the request has."""
+    return sum(1 for name, _ in scope.get("headers", ()) if name.lower() == _HOST)
+
+
 class TrustedHostMiddleware(ASGIMiddleware):
-    """Refuses requests for other hosts before authentication or rate limiting look at them."""
+    """Refuses requests with several ``Host`` headers, or (with ``allowed``) for other hosts.
+
+    It runs before authentication or rate limiting look at the request.
+    """
 
     scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
 
-    def __init__(self, allowed: AllowedHosts) -> None:
+    def __init__(self, allowed: AllowedHosts | None) -> None:
         self.allowed = allowed
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the request on when its host is allowed.
+        """Pass the request on when it has at most one ``Host`` header, naming an allowed host.
 
         Raises:
-            InvalidHost: the ``Host`` header is missing or names another host.
+            InvalidHost: several ``Host`` headers; or, with ``allowed``, none or another host.
         """
-        if not self.allowed.allows(host_of(scope)):
+        if host_count(scope) > 1:
+            raise InvalidHost("The request has more than one Host header")
+        if self.allowed is not None and not self.allowed.allows(host_of(scope)):
             raise InvalidHost
         await next_app(scope, receive, send)
