@@ -57,7 +57,7 @@ _EXAMPLE_TIME = datetime(2030, 1, 31, 17, 0, tzinfo=UTC)
 def _example(error: type[AppError]) -> Example:
     errors = None
     if error is ValidationFailed:
-        errors = [FieldError(field="title", message="Expected `str` of length <= 255", source="body")]
+        errors = [FieldError(field="title", message="must be a string of 1 to 255 characters", source="body")]
     body = ErrorBody(
         detail=error.default_detail,
         error_code=error.error_code,
