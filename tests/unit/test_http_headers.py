@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,8 +17,10 @@ from litestar.openapi.plugins import (
 from litestar.router import Router
 
 from todo_service.lib.docs_csp import DocsPolicy, docs_policies, inline_scripts
+from todo_service.lib.errors import ClientClosedRequest, RequestTimeout
 from todo_service.lib.http_headers import (
     API_CSP,
+    RequestBodyMiddleware,
     SecurityHeaders,
     cors_config,
     ensure_request_id,
@@ -251,6 +254,7 @@ def directives(policy: DocsPolicy) -> dict[str, set[str]]:
 
 def test_docs_pages_are_those_the_plugins_render() -> None:
     pages = docs_policies(openapi_config("1.0"))
+    assert openapi_config("1.0", enabled=False) is None
     assert set(pages) == {
         "/api/docs",
         "/api/docs/",
@@ -310,3 +314,54 @@ def test_docs_router_path_wins_over_the_config_path() -> None:
     )
     assert set(docs_policies(config)) == {"/docs/ui", "/docs/ui/"}
     assert docs_policies(None) == {}
+
+
+# The request body deadline, on its own
+
+BODY_PART = {"type": "http.request", "body": b"{", "more_body": True}
+WHOLE_BODY = {"type": "http.request", "body": b"{}", "more_body": False}
+DISCONNECT = {"type": "http.disconnect"}
+
+
+async def run_body_middleware(deadline: float, script: list[dict[str, Any] | float]) -> list[dict[str, Any]]:
+    """What an app that reads until ``http.disconnect`` receives; a float in ``script`` is a pause first."""
+    received: list[dict[str, Any]] = []
+    steps = list(script)
+
+    async def receive() -> dict[str, Any]:
+        step = steps.pop(0)
+        if isinstance(step, float):
+            await asyncio.sleep(step)
+            step = steps.pop(0)
+        assert not isinstance(step, float)
+        return step
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (message := await receive())["type"] != "http.disconnect":
+            received.append(message)
+        received.append(message)
+
+    async def send(message: Any) -> None:
+        raise AssertionError(message)
+
+    await RequestBodyMiddleware(deadline).handle(scope_with(), cast("Any", receive), send, app)
+    return received
+
+
+async def test_after_the_body_receive_is_left_alone() -> None:
+    """A streaming handler waits for the disconnect as long as it likes once the body is in."""
+    received = await run_body_middleware(0.1, [WHOLE_BODY, 0.3, DISCONNECT])
+    assert received == [WHOLE_BODY, DISCONNECT]
+
+
+async def test_a_disconnect_before_the_body_is_complete_is_a_client_closed_request() -> None:
+    with pytest.raises(ClientClosedRequest) as raised:
+        await run_body_middleware(5, [BODY_PART, DISCONNECT])
+    assert (raised.value.status_code, raised.value.error_code) == (499, "CLIENT_CLOSED_REQUEST")
+
+
+async def test_a_stalled_body_is_a_request_timeout_that_closes_the_connection() -> None:
+    with pytest.raises(RequestTimeout) as raised:
+        await run_body_middleware(0.1, [BODY_PART, 5.0, BODY_PART])
+    assert (raised.value.status_code, raised.value.error_code) == (408, "REQUEST_TIMEOUT")
+    assert raised.value.headers == {"Connection": "close"}

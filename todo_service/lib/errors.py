@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = (
     "AccountLocked",
     "AppError",
+    "ClientClosedRequest",
     "EmailAlreadyRegistered",
     "ErrorBody",
     "FieldError",
@@ -41,6 +42,7 @@ __all__ = (
     "OtherClientError",
     "PayloadTooLarge",
     "RateLimited",
+    "RequestTimeout",
     "ServiceUnavailable",
     "TaskNotFound",
     "TokenExpired",
@@ -254,6 +256,25 @@ class ServiceUnavailable(AppError):
     status_code = 503
     error_code = "SERVICE_UNAVAILABLE"
     default_detail = "The service is temporarily unavailable"
+
+
+class RequestTimeout(AppError):
+    """The request body did not arrive within ``REQUEST_BODY_TIMEOUT_SECONDS``; the connection is closed."""
+
+    status_code = 408
+    error_code = "REQUEST_TIMEOUT"
+    default_detail = "The request body did not arrive in time"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Connection": "close"})
+
+
+class ClientClosedRequest(AppError):
+    """The client went away before its request body was complete (nginx's 499): nobody reads the answer."""
+
+    status_code = 499
+    error_code = "CLIENT_CLOSED_REQUEST"
+    default_detail = "The client closed the connection before the request body was complete"
 
 
 _REGEX_MESSAGE = re.compile(r"matching regex '(?P<pattern>.*)'$")
