@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             duration=timedelta(seconds=settings.lockout_duration_seconds),
         ),
         session_ttl=timedelta(days=settings.refresh_token_expire_days),
+        refresh_reuse_grace=timedelta(seconds=settings.refresh_reuse_grace_seconds),
     )
 
     def provide_audit(request: Request[Any, Any, Any]) -> AuditTrail:

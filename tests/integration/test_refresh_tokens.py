@@ -13,7 +13,8 @@ import jwt
 import pytest
 from sqlalchemy import select, update
 
-from tests.factories import PASSWORD, TEST_SECRET, Client
+from tests.factories import PASSWORD, TEST_SECRET, Client, SameLoopClient, make_settings
+from todo_service.app import create_app
 from todo_service.db.models import AuthSession, RefreshToken, User
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 REFRESH = "/api/v1/auth/refresh"
 ME = "/api/v1/users/me"
 FOURTEEN_DAYS = 14 * 24 * 3600
+GRACE = 10  # Settings.refresh_reuse_grace_seconds
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -69,7 +71,7 @@ async def test_register_and_login_return_a_refresh_token(client: Client) -> None
         assert isinstance(body["refresh_token"], str)
         assert len(body["refresh_token"]) >= 32
         assert body["refresh_token"] != body["access_token"]
-        assert FOURTEEN_DAYS - 5 <= body["refresh_expires_in"] <= FOURTEEN_DAYS
+        assert body["refresh_expires_in"] == FOURTEEN_DAYS  # a new session: its whole lifetime, exactly
         assert body["token_type"] == "bearer"
     assert registered["refresh_token"] != login.json()["refresh_token"]
 
@@ -99,8 +101,12 @@ async def test_reusing_a_refresh_token_revokes_the_whole_session(client: Client,
     first = await register(client)
     other_login = await client.post("/api/v1/auth/login", json={"email": first["user"]["email"], "password": PASSWORD})
     second = await refreshed(client, first["refresh_token"])
+    await used_long_ago(db_engine, first["refresh_token"])  # beyond the reuse grace
 
-    assert_401(await refresh(client, first["refresh_token"]), "TOKEN_REVOKED")
+    reused = await refresh(client, first["refresh_token"])
+
+    assert_401(reused, "TOKEN_REVOKED")
+    assert reused.json()["detail"] == "The refresh token was already used: its login session is revoked"
 
     assert_401(await client.get(ME, headers=bearer(first["access_token"])), "TOKEN_REVOKED")
     assert_401(await client.get(ME, headers=bearer(second["access_token"])), "TOKEN_REVOKED")
@@ -113,15 +119,88 @@ async def test_reusing_a_refresh_token_revokes_the_whole_session(client: Client,
     assert (await client.get(ME, headers=bearer(other_login.json()["access_token"]))).status_code == 200
 
 
-async def test_a_refresh_token_raced_twice_is_granted_once(client: Client) -> None:
+async def used_long_ago(db_engine: AsyncEngine, token: str, seconds: int = GRACE + 1) -> None:
+    """Move a used refresh token's first use back by ``seconds``."""
+    async with db_engine.begin() as connection:
+        result = await connection.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == hashlib.sha256(token.encode()).hexdigest())
+            .values(used_at=datetime.now(UTC) - timedelta(seconds=seconds))
+        )
+        assert result.rowcount == 1
+
+
+async def assert_works(client: Client, pair: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """The pair's access token reads the account, and its refresh token is exchanged once more."""
+    me = await client.get(ME, headers=bearer(pair["access_token"]))
+    assert me.status_code == 200, me.text
+    assert me.json()["id"] == user_id
+    return await refreshed(client, pair["refresh_token"])
+
+
+async def revoked_at(db_engine: AsyncEngine, access_token: str) -> datetime | None:
+    sid = uuid.UUID(claims(access_token)["sid"])
+    async with db_engine.connect() as connection:
+        return (await connection.execute(select(AuthSession.revoked_at).where(AuthSession.id == sid))).scalar_one()
+
+
+async def test_two_tabs_refreshing_at_once_both_get_a_working_pair(client: Client, db_engine: AsyncEngine) -> None:
     first = await register(client)
 
     responses = await asyncio.gather(*(refresh(client, first["refresh_token"]) for _ in range(2)))
 
-    assert sorted(r.status_code for r in responses) == [200, 401]
-    granted = next(r for r in responses if r.status_code == 200).json()
-    assert_401(next(r for r in responses if r.status_code == 401), "TOKEN_REVOKED")
-    assert_401(await client.get(ME, headers=bearer(granted["access_token"])), "TOKEN_REVOKED")
+    assert [r.status_code for r in responses] == [200, 200], [r.text for r in responses]
+    pairs = [r.json() for r in responses]
+    assert pairs[0]["refresh_token"] != pairs[1]["refresh_token"]
+    assert pairs[0]["access_token"] != pairs[1]["access_token"]
+    sid = claims(first["access_token"])["sid"]
+    assert {claims(pair["access_token"])["sid"] for pair in pairs} == {sid}
+    for pair in pairs:
+        assert FOURTEEN_DAYS - 5 <= pair["refresh_expires_in"] <= FOURTEEN_DAYS
+        await assert_works(client, pair, first["user"]["id"])
+    assert await revoked_at(db_engine, first["access_token"]) is None
+    me = await client.get(ME, headers=bearer(first["access_token"]))  # the first access token too
+    assert me.status_code == 200, me.text
+
+
+async def test_a_reuse_within_the_grace_gets_a_pair_and_revokes_nothing(client: Client, db_engine: AsyncEngine) -> None:
+    first = await register(client)
+    second = await refreshed(client, first["refresh_token"])
+    await used_long_ago(db_engine, first["refresh_token"], seconds=GRACE - 3)  # still inside
+
+    again = await refreshed(client, first["refresh_token"])
+
+    assert claims(again["access_token"])["sid"] == claims(first["access_token"])["sid"]
+    assert again["refresh_token"] != second["refresh_token"]
+    await assert_works(client, second, first["user"]["id"])
+    await assert_works(client, again, first["user"]["id"])
+    assert await revoked_at(db_engine, first["access_token"]) is None
+
+
+async def test_a_reuse_after_the_grace_revokes_every_pair_of_the_session(
+    client: Client, db_engine: AsyncEngine
+) -> None:
+    first = await register(client)
+    pairs = await asyncio.gather(*(refreshed(client, first["refresh_token"]) for _ in range(2)))
+    await used_long_ago(db_engine, first["refresh_token"])
+
+    assert_401(await refresh(client, first["refresh_token"]), "TOKEN_REVOKED")
+
+    for pair in pairs:
+        assert_401(await client.get(ME, headers=bearer(pair["access_token"])), "TOKEN_REVOKED")
+        assert_401(await refresh(client, pair["refresh_token"]), "TOKEN_REVOKED")
+    assert await revoked_at(db_engine, first["access_token"]) is not None
+
+
+async def test_with_no_grace_any_reuse_revokes_the_session(database_url: str) -> None:
+    app = create_app(make_settings(database_url, refresh_reuse_grace_seconds=0))
+    async with SameLoopClient(app=app) as client:
+        first = await register(client)
+        second = await refreshed(client, first["refresh_token"])
+
+        assert_401(await refresh(client, first["refresh_token"]), "TOKEN_REVOKED")
+
+        assert_401(await client.get(ME, headers=bearer(second["access_token"])), "TOKEN_REVOKED")
 
 
 @pytest.mark.parametrize("token", ["garbage", "x" * 256, secrets.token_urlsafe(32), "eyJhbGciOiJIUzI1NiJ9.e30.sig"])
@@ -144,7 +223,10 @@ async def test_logout_kills_the_refresh_token(client: Client) -> None:
     first = await register(client)
     assert (await client.post("/api/v1/auth/logout", headers=bearer(first["access_token"]))).status_code == 200
 
-    assert_401(await refresh(client, first["refresh_token"]), "TOKEN_REVOKED")
+    response = await refresh(client, first["refresh_token"])
+
+    assert_401(response, "TOKEN_REVOKED")
+    assert response.json()["detail"] == "The refresh token has been revoked"
 
 
 async def test_a_deactivated_users_refresh_token_is_invalid(client: Client, db_engine: AsyncEngine) -> None:

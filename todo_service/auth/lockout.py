@@ -1,8 +1,17 @@
 """Account lockout: too many failed logins for one email lock it for a while.
 
-State lives in the database (``login_failures``), so every worker sees it, keyed by a keyed hash
-of the email whether or not an account has it: an unknown email locks exactly like a real one,
-and the table never says which emails exist.
+State lives in the database (``login_failures``), so every worker and replica sees it, keyed by a
+keyed hash of the email whether or not an account has it: an unknown email locks exactly like a
+real one, and the table never says which emails exist.
+
+However many guesses arrive at once, at most ``threshold`` are evaluated (their password hash
+verified) within one window. An attempt first *reserves* its place in the window's count: one
+atomic upsert, committed before the password is checked, that increments the count and returns
+it. Only the first ``threshold`` reservations of a window are evaluated; any later one is refused
+as locked, without evaluation. A failed attempt keeps its reservation; the failure that finds the
+count at the threshold locks the email for ``duration`` (one row is updated once, on every
+backend). A success clears the row only when nothing happened since its own reservation (no later
+attempt, no lock), so a success cannot wipe out what concurrent guesses counted.
 """
 
 from __future__ import annotations
@@ -10,75 +19,171 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from todo_service.db.models import LoginFailure
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.sql.elements import ColumnElement
 
-__all__ = ("Lockout", "LockoutPolicy")
+__all__ = ("Attempt", "Lockout", "LockoutPolicy", "prune_login_failures")
 
 
 @dataclass(frozen=True, slots=True)
 class LockoutPolicy:
-    """``threshold`` failures within ``window`` lock the email for ``duration``."""
+    """At most ``threshold`` attempts are evaluated within ``window``; reaching it locks for ``duration``."""
 
     threshold: int
     window: timedelta
     duration: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A reserved login attempt: its place in the window's count, or how long it must wait."""
+
+    number: int
+    window_start: datetime
+    seconds_locked: int  # > 0: refused without evaluation
+
+    @property
+    def refused(self) -> bool:
+        """Whether the attempt must not be evaluated (the email is locked, or the window's count is full)."""
+        return self.seconds_locked > 0
+
+
 class Lockout:
-    """Counts failed logins per email hash and tells when an email is locked."""
+    """Reserves, settles and clears login attempts per email hash."""
 
     def __init__(self, db: AsyncSession, policy: LockoutPolicy) -> None:
         self.db = db
         self.policy = policy
 
     async def seconds_locked(self, email_hash: str) -> int:
-        """How long the email stays locked (0: not locked)."""
-        now = datetime.now(UTC)
-        locked_until = (
-            await self.db.execute(select(LoginFailure.locked_until).where(LoginFailure.email_hash == email_hash))
-        ).scalar_one_or_none()
-        if locked_until is None or locked_until <= now:
-            return 0
-        return max(1, math.ceil((locked_until - now).total_seconds()))
+        """How long the email stays refused (0: an attempt may try to reserve); a read, no write.
 
-    async def record_failure(self, email_hash: str) -> bool:
-        """Count one failure (atomically, across workers); True when it locks the email."""
+        Refused: locked, or the window's count is already full (its attempts are still being
+        evaluated, or ended without a lock).
+        """
         now = datetime.now(UTC)
-        window_start = now - self.policy.window
+        row = (
+            await self.db.execute(
+                select(LoginFailure.failures, LoginFailure.first_failed_at, LoginFailure.locked_until).where(
+                    LoginFailure.email_hash == email_hash
+                )
+            )
+        ).one_or_none()
+        return 0 if row is None else self._refusal(row, now, room=1)
+
+    async def reserve(self, email_hash: str) -> Attempt:
+        """Count one attempt (atomically, across workers) before it is evaluated; commit it yourself at once.
+
+        A new window starts when the last one has passed, or a lock has ended. During a lock the
+        row is left as it is (attempts then neither count nor extend the lock).
+        """
+        now = datetime.now(UTC)
         table = LoginFailure.__table__
-        in_window = table.c.first_failed_at > window_start
-        insert = postgresql.insert if self.db.bind.dialect.name == "postgresql" else sqlite.insert
+        locked = table.c.locked_until > now
+        fresh = or_(table.c.first_failed_at <= now - self.policy.window, table.c.locked_until <= now)
         statement = (
-            insert(LoginFailure)
+            self._insert()
             .values(email_hash=email_hash, failures=1, first_failed_at=now, locked_until=None)
             .on_conflict_do_update(
                 index_elements=[LoginFailure.email_hash],
                 set_={
-                    "failures": case((in_window, table.c.failures + 1), else_=1),
-                    "first_failed_at": case((in_window, table.c.first_failed_at), else_=now),
+                    "failures": case((locked, table.c.failures), (fresh, 1), else_=table.c.failures + 1),
+                    "first_failed_at": case(
+                        (locked, table.c.first_failed_at), (fresh, now), else_=table.c.first_failed_at
+                    ),
+                    "locked_until": case((locked, table.c.locked_until), else_=None),
                 },
             )
-            .returning(LoginFailure.failures)
+            .returning(LoginFailure.failures, LoginFailure.first_failed_at, LoginFailure.locked_until)
         )
-        failures = (await self.db.execute(statement)).scalar_one()
-        if failures < self.policy.threshold:
-            return False
-        # Locked: start counting afresh once the lock has passed.
-        await self.db.execute(
-            update(LoginFailure)
-            .where(LoginFailure.email_hash == email_hash)
-            .values(failures=0, first_failed_at=now, locked_until=now + self.policy.duration)
+        row = (await self.db.execute(statement)).one()
+        return Attempt(
+            number=row.failures, window_start=row.first_failed_at, seconds_locked=self._refusal(row, now, room=0)
         )
-        return True
 
-    async def clear(self, email_hash: str) -> None:
-        """A successful login resets the count."""
-        await self.db.execute(delete(LoginFailure).where(LoginFailure.email_hash == email_hash))
+    async def record_failure(self, email_hash: str, attempt: Attempt) -> bool:
+        """Settle an evaluated attempt as failed; True when this failure locked the email. Commit it yourself.
+
+        The attempt's reservation already counts it. Only when its row is gone or a new window began
+        meanwhile (a success cleared what it saw) is it counted again, in the current window.
+        """
+        now = datetime.now(UTC)
+        table = LoginFailure.__table__
+        mine = table.c.first_failed_at == attempt.window_start
+        locked = table.c.locked_until > now
+        fresh = or_(table.c.first_failed_at <= now - self.policy.window, table.c.locked_until <= now)
+        keep = or_(mine, locked)
+        await self.db.execute(
+            self._insert()
+            .values(email_hash=email_hash, failures=1, first_failed_at=now, locked_until=None)
+            .on_conflict_do_update(
+                index_elements=[LoginFailure.email_hash],
+                set_={
+                    "failures": case((keep, table.c.failures), (fresh, 1), else_=table.c.failures + 1),
+                    "first_failed_at": case(
+                        (keep, table.c.first_failed_at), (fresh, now), else_=table.c.first_failed_at
+                    ),
+                    "locked_until": case((keep, table.c.locked_until), else_=None),
+                },
+            )
+        )
+        result = await self.db.execute(
+            update(LoginFailure)
+            .where(
+                LoginFailure.email_hash == email_hash,
+                LoginFailure.failures >= self.policy.threshold,
+                LoginFailure.locked_until.is_(None),
+            )
+            .values(locked_until=now + self.policy.duration)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def clear(self, email_hash: str, attempt: Attempt) -> None:
+        """A successful login resets the count, unless other attempts came after it or a lock was reached."""
+        await self.db.execute(
+            delete(LoginFailure).where(
+                LoginFailure.email_hash == email_hash,
+                LoginFailure.failures == attempt.number,
+                LoginFailure.first_failed_at == attempt.window_start,
+                LoginFailure.locked_until.is_(None),
+            )
+        )
+
+    def _insert(self) -> Any:  # noqa: ANN401  (postgresql.Insert or sqlite.Insert: the same upsert API)
+        return (postgresql.insert if self.db.bind.dialect.name == "postgresql" else sqlite.insert)(LoginFailure)
+
+    def _refusal(self, row: Any, now: datetime, *, room: int) -> int:  # noqa: ANN401  (a row of the three columns)
+        """Seconds to wait: until the lock ends, or the window does when ``room`` more would overflow it."""
+        if row.locked_until is not None:  # a lock that has ended starts the count afresh
+            return self._seconds_until(row.locked_until, now) if row.locked_until > now else 0
+        window_end = row.first_failed_at + self.policy.window
+        if window_end > now and row.failures + room > self.policy.threshold:
+            return self._seconds_until(window_end, now)
+        return 0
+
+    def _seconds_until(self, moment: datetime, now: datetime) -> int:
+        """Whole seconds, at least 1; at most the longest wait (another worker's clock may run a little ahead)."""
+        longest = math.ceil(max(self.policy.window, self.policy.duration).total_seconds())
+        return min(longest, max(1, math.ceil((moment - now).total_seconds())))
+
+
+def expired_failures(policy: LockoutPolicy, now: datetime) -> ColumnElement[bool]:
+    """Rows whose window and lock have both passed: they count nothing any more."""
+    return and_(
+        LoginFailure.first_failed_at <= now - policy.window,
+        or_(LoginFailure.locked_until.is_(None), LoginFailure.locked_until <= now),
+    )
+
+
+async def prune_login_failures(db: AsyncSession, policy: LockoutPolicy, now: datetime | None = None) -> int:
+    """Delete the rows that no longer count; returns how many went."""
+    result = await db.execute(delete(LoginFailure).where(expired_failures(policy, now or datetime.now(UTC))))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NoReturn
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 
 from todo_service.auth.access import caller_may, refuse
-from todo_service.auth.lockout import Lockout, LockoutPolicy
+from todo_service.auth.lockout import Attempt, Lockout, LockoutPolicy
 from todo_service.auth.passwords import Passwords, check_password_policy
 from todo_service.auth.schemas import TokenResponse
 from todo_service.auth.sessions import hash_refresh_token, new_refresh_token
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.sql.elements import ColumnElement
 
     from todo_service.auth.access import Caller
     from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest
@@ -49,6 +50,9 @@ class AuthConfig:
     tokens: TokenIssuer
     lockout: LockoutPolicy
     session_ttl: timedelta
+    # A refresh token presented again this soon after its first exchange gets a new pair (two tabs
+    # racing); later, reuse revokes the session. Settings.refresh_reuse_grace_seconds.
+    refresh_reuse_grace: timedelta = timedelta(seconds=10)
 
 
 class AuthService(Service[AuthSession]):
@@ -96,16 +100,20 @@ class AuthService(Service[AuthSession]):
         passwords = self.config.passwords
         email_hash = self.audit.log.email_hash(data.email)
         if seconds := await self.lockout.seconds_locked(email_hash):
-            self.audit.record(Event.LOGIN_BLOCKED, Outcome.BLOCKED, email=data.email)
-            raise AccountLocked(headers={"Retry-After": str(seconds)})
+            self._refuse_locked(seconds, data.email)
         row = await self.users.find_for_login(data.email)
+        # Reserved and committed before the hash is verified: every worker sees it at once.
+        attempt = await self.lockout.reserve(email_hash)
+        await self.db.commit()
+        if attempt.refused:
+            self._refuse_locked(attempt.seconds_locked, data.email)
         if row is None:
             await passwords.verify_nothing(data.password)
         if row is None or not await passwords.verify(row.password_hash, data.password):
-            await self._count_failure(email_hash, data.email, row.id if row else None)
+            await self._count_failure(email_hash, attempt, data.email, row.id if row else None)
         if not row.is_active:
             raise Forbidden("This account is deactivated")
-        await self.lockout.clear(email_hash)
+        await self.lockout.clear(email_hash, attempt)
         if passwords.needs_rehash(row.password_hash):
             await self.users.set_password_hash(row.id, await passwords.hash(data.password))
         user = UserRead(*row[: len(USER_COLUMNS)])
@@ -113,10 +121,12 @@ class AuthService(Service[AuthSession]):
         return await self._start_session(user)
 
     async def refresh(self, data: RefreshRequest) -> TokenResponse:
-        """Exchange a refresh token, once, for a new pair in the same login session.
+        """Exchange a refresh token for a new pair in the same login session.
 
-        Presenting a token that was already exchanged revokes its whole session (it was stolen,
-        or the client lost track): both the thief and the owner must log in again.
+        A token is exchanged once. Presented again within the reuse grace of its first exchange
+        (two tabs refreshing at once, a retried request), it gets another pair for the same
+        session and nothing is revoked. Presented again later, it revokes its whole session (it
+        was stolen, or the client lost track): both the thief and the owner must log in again.
 
         Raises:
             InvalidToken: unknown token, or the account was deactivated.
@@ -136,11 +146,16 @@ class AuthService(Service[AuthSession]):
             )
             .exists()
         )
+        grace = self.config.refresh_reuse_grace
+        exchangeable: ColumnElement[bool] = RefreshToken.used_at.is_(None)
+        if grace > timedelta(0):
+            exchangeable = or_(exchangeable, RefreshToken.used_at > now - grace)
         session_id = (
             await self.db.execute(
                 update(RefreshToken)
-                .where(RefreshToken.token_hash == token_hash, RefreshToken.used_at.is_(None), live_session)
-                .values(used_at=now)
+                .where(RefreshToken.token_hash == token_hash, exchangeable, live_session)
+                # The first exchange's time stays: the grace runs from it, not from each reuse.
+                .values(used_at=func.coalesce(RefreshToken.used_at, now))
                 .returning(RefreshToken.session_id)
             )
         ).scalar_one_or_none()
@@ -154,7 +169,7 @@ class AuthService(Service[AuthSession]):
             )
         ).one()
         user = UserRead(*user_row[: len(USER_COLUMNS)])
-        return await self._issue(user, session_id, expires_at=user_row.expires_at)
+        return await self._issue(user, session_id, now=now, expires_at=user_row.expires_at)
 
     async def logout(self, caller: Caller) -> None:
         """Revoke the caller's login session: its access and refresh tokens are refused from now on.
@@ -172,19 +187,28 @@ class AuthService(Service[AuthSession]):
             await refuse(self.db, caller, owner_id=caller.user_id, write=False, otherwise=TokenRevoked())
         self.audit.record(Event.LOGOUT, Outcome.SUCCESS, user_id=caller.user_id)
 
-    async def _count_failure(self, email_hash: str, email: str, user_id: UUID | None) -> NoReturn:
-        """Record a failed login (and maybe a lockout), keep it despite the error response, and refuse.
+    async def _count_failure(self, email_hash: str, attempt: Attempt, email: str, user_id: UUID | None) -> NoReturn:
+        """Settle a failed attempt (and maybe lock), keep it despite the error response, and refuse.
 
         Raises:
             InvalidCredentials: always.
         """
-        locked = await self.lockout.record_failure(email_hash)
+        locked = await self.lockout.record_failure(email_hash, attempt)
         # The response is an error, whose transaction is rolled back: the count must survive it.
         await self.db.commit()
         self.audit.record(Event.LOGIN_FAILED, Outcome.FAILURE, user_id=user_id, email=email)
         if locked:
             self.audit.record(Event.ACCOUNT_LOCKED, Outcome.BLOCKED, user_id=user_id, email=email)
         raise InvalidCredentials
+
+    def _refuse_locked(self, seconds: int, email: str) -> NoReturn:
+        """Refuse an attempt without evaluating it.
+
+        Raises:
+            AccountLocked: always, with ``Retry-After``.
+        """
+        self.audit.record(Event.LOGIN_BLOCKED, Outcome.BLOCKED, email=email)
+        raise AccountLocked(headers={"Retry-After": str(seconds)})
 
     async def _refuse_refresh(self, token_hash: str, now: datetime) -> NoReturn:
         """Say why a refresh token was refused; a reused one revokes its session first."""
@@ -207,6 +231,8 @@ class AuthService(Service[AuthSession]):
             raise InvalidToken("The refresh token is invalid")
         if not found.is_active:
             raise InvalidToken("The account is deactivated")
+        if found.revoked_at is not None:
+            raise TokenRevoked("The refresh token has been revoked")
         if found.used_at is not None:
             await self.db.execute(
                 update(AuthSession)
@@ -216,8 +242,6 @@ class AuthService(Service[AuthSession]):
             await self.db.commit()  # kept despite the error response
             self.audit.record(Event.REFRESH_REUSED, Outcome.BLOCKED, user_id=found.user_id, detail=str(found.id))
             raise TokenRevoked("The refresh token was already used: its login session is revoked")
-        if found.revoked_at is not None:
-            raise TokenRevoked
         raise TokenExpired("The login session has expired: log in again")
 
     async def _start_session(self, user: UserRead) -> TokenResponse:
@@ -227,11 +251,14 @@ class AuthService(Service[AuthSession]):
         auth_session = await self.repository.add(
             AuthSession(user_id=user.id, created_at=now, expires_at=expires_at), auto_refresh=False
         )
-        return await self._issue(user, auth_session.id, expires_at=expires_at)
+        return await self._issue(user, auth_session.id, now=now, expires_at=expires_at)
 
-    async def _issue(self, user: UserRead, session_id: UUID, *, expires_at: datetime) -> TokenResponse:
-        """A new access token and a new refresh token for the session."""
-        now = datetime.now(UTC)
+    async def _issue(self, user: UserRead, session_id: UUID, *, now: datetime, expires_at: datetime) -> TokenResponse:
+        """A new access token and a new refresh token for the session.
+
+        ``now`` is the moment the caller measured ``expires_at`` from: a new session's refresh
+        token lives its whole lifetime (1209600 s for 14 days, not a microsecond less rounded down).
+        """
         refresh = new_refresh_token()
         self.db.add(RefreshToken(session_id=session_id, token_hash=refresh.token_hash, created_at=now))
         await self.db.flush()
