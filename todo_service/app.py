@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={Exception: exception_to_response},
         openapi_config=openapi_config(__version__, enabled=settings.docs_enabled),
         request_max_body_size=settings.max_body_bytes,
-        lifespan=[session_pruner(session_maker, settings.session_prune_interval_seconds)],
+        lifespan=[session_pruner(session_maker, settings.session_prune_interval_seconds, auth_config.lockout)],
         on_startup=[wait_for_the_database, passwords.prepare, statements.start],
         on_shutdown=[passwords.close, statements.close, dispose_engine],
         debug=False,

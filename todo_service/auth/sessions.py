@@ -1,4 +1,11 @@
-"""Login sessions: every access and refresh token belongs to one and dies with it."""
+"""Login sessions: every access and refresh token belongs to one and dies with it.
+
+The periodic pruner keeps the security tables bounded: a login session goes once its lifetime is
+over (its refresh tokens with it; a revoked one stays until then, so its late refresh tokens still
+answer TOKEN_REVOKED), and a ``login_failures`` row goes once its window and its lock have both
+passed. The audit trail is never pruned here: it is the record of what happened, kept until an
+operator's own retention rule archives it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 
+from todo_service.auth.lockout import prune_login_failures
 from todo_service.db.models import AuthSession
 
 if TYPE_CHECKING:
@@ -22,11 +30,15 @@ if TYPE_CHECKING:
     from litestar import Litestar
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from todo_service.auth.lockout import LockoutPolicy
+
 __all__ = (
     "NewRefreshToken",
+    "Pruned",
     "hash_refresh_token",
     "new_refresh_token",
     "prune_expired_sessions",
+    "prune_security_tables",
     "revoke_sessions",
     "session_pruner",
 )
@@ -68,24 +80,44 @@ async def prune_expired_sessions(db: AsyncSession, now: datetime | None = None) 
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True, slots=True)
+class Pruned:
+    """How many rows one pruning pass deleted, per kind."""
+
+    sessions: int
+    login_failures: int
+
+
+async def prune_security_tables(db: AsyncSession, lockout: LockoutPolicy, now: datetime | None = None) -> Pruned:
+    """Delete expired login sessions (and their refresh tokens) and login failures that count no more."""
+    now = now or datetime.now(UTC)
+    return Pruned(
+        sessions=await prune_expired_sessions(db, now), login_failures=await prune_login_failures(db, lockout, now)
+    )
+
+
 def session_pruner(
-    session_maker: Callable[[], AsyncSession], interval: float
+    session_maker: Callable[[], AsyncSession], interval: float, lockout: LockoutPolicy
 ) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
-    """A lifespan task that deletes expired login sessions at start, then every ``interval`` seconds."""
+    """A lifespan task that prunes the security tables at start, then every ``interval`` seconds."""
 
     async def prune_forever() -> None:
         while True:
             try:
                 async with session_maker() as db, db.begin():
-                    pruned = await prune_expired_sessions(db)
-                logger.info("pruned %d expired login sessions", pruned)
+                    pruned = await prune_security_tables(db, lockout)
+                logger.info(
+                    "pruned %d expired login sessions and %d stale login failure records",
+                    pruned.sessions,
+                    pruned.login_failures,
+                )
             except Exception:
-                logger.exception("pruning expired login sessions failed; retrying later")
+                logger.exception("pruning the security tables failed; retrying later")
             await asyncio.sleep(interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        task = asyncio.create_task(prune_forever(), name="prune-login-sessions")
+        task = asyncio.create_task(prune_forever(), name="prune-security-tables")
         try:
             yield
         finally:
