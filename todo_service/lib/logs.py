@@ -213,6 +213,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level)
+    # aiosqlite's DEBUG records print every statement's values (emails, password and token hashes).
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root.level))
     # Warnings (SQLAlchemy's among them) become records, not raw stderr. Off, then on: a second "on" does
     # nothing, even if ``warnings.showwarning`` was swapped since (``warnings.catch_warnings``).
     logging.captureWarnings(capture=False)
