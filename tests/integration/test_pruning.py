@@ -30,30 +30,34 @@ if TYPE_CHECKING:
 WINDOW = timedelta(minutes=15)
 DURATION = timedelta(minutes=30)
 POLICY = LockoutPolicy(threshold=5, window=WINDOW, duration=DURATION)
-NOW = datetime.now(UTC)
 WAIT_SECONDS = 10
 
-# name -> (first_failed_at, locked_until), relative to NOW; True: must survive pruning.
-FAILURES = {
-    "old-window-no-lock": (NOW - WINDOW - timedelta(seconds=1), None, False),
-    "old-window-lock-over": (NOW - DURATION - timedelta(minutes=1), NOW - timedelta(seconds=1), False),
-    "old-window-still-locked": (NOW - WINDOW - timedelta(minutes=1), NOW + timedelta(minutes=5), True),
-    "window-open": (NOW - WINDOW + timedelta(seconds=30), None, True),
-    "window-open-locked": (NOW - timedelta(minutes=1), NOW + DURATION, True),
-}
+
+def failures_at(now: datetime) -> dict[str, tuple[datetime, datetime | None, bool]]:
+    """name -> (first_failed_at, locked_until, whether it must survive pruning at ``now``)."""
+    return {
+        "old-window-no-lock": (now - WINDOW - timedelta(seconds=1), None, False),
+        "old-window-lock-over": (now - DURATION - timedelta(minutes=1), now - timedelta(seconds=1), False),
+        "old-window-still-locked": (now - WINDOW - timedelta(minutes=1), now + timedelta(minutes=5), True),
+        "window-open": (now - WINDOW + timedelta(seconds=30), None, True),
+        "window-open-locked": (now - timedelta(minutes=1), now + DURATION, True),
+    }
 
 
 def key(name: str) -> str:
     return name.ljust(64, "0")
 
 
-async def insert_failures(db_engine: AsyncEngine) -> None:
+async def insert_failures(db_engine: AsyncEngine, now: datetime) -> set[str]:
+    """The rows of :func:`failures_at`; returns the keys that must survive pruning."""
+    failures = failures_at(now)
     rows = [
         {"email_hash": key(name), "failures": 7, "first_failed_at": first, "locked_until": locked}
-        for name, (first, locked, _) in FAILURES.items()
+        for name, (first, locked, _) in failures.items()
     ]
     async with db_engine.begin() as connection:
         await connection.execute(insert(LoginFailure), rows)
+    return {key(name) for name, (*_, keep) in failures.items() if keep}
 
 
 async def failure_keys(db_engine: AsyncEngine) -> set[str]:
@@ -87,11 +91,12 @@ async def insert_session(db_engine: AsyncEngine, account: Account, *, expires_at
 async def test_pruning_deletes_exactly_what_no_longer_counts(
     client: Client, account: Account, db_engine: AsyncEngine
 ) -> None:
-    await insert_failures(db_engine)
-    expired = await insert_session(db_engine, account, expires_at=NOW - timedelta(seconds=1))
-    await insert_session(db_engine, account, expires_at=NOW + timedelta(days=1))
+    now = datetime.now(UTC)
+    keep = await insert_failures(db_engine, now)
+    expired = await insert_session(db_engine, account, expires_at=now - timedelta(seconds=1))
+    await insert_session(db_engine, account, expires_at=now + timedelta(days=1))
     async with db_engine.begin() as connection:
-        long_ago = NOW - timedelta(days=400)
+        long_ago = now - timedelta(days=400)
         await connection.execute(
             insert(AuditEvent).values(created_at=long_ago, event=Event.LOGIN_FAILED, outcome=Outcome.FAILURE)
         )
@@ -102,10 +107,10 @@ async def test_pruning_deletes_exactly_what_no_longer_counts(
     )  # registration's session (one token), and the two made here
 
     async with client.app.state.context.session_maker() as db, db.begin():
-        pruned = await prune_security_tables(db, POLICY, now=NOW)
+        pruned = await prune_security_tables(db, POLICY, now=now)
 
     assert pruned == Pruned(sessions=1, login_failures=2)
-    assert await failure_keys(db_engine) == {key(name) for name, (*_, keep) in FAILURES.items() if keep}
+    assert await failure_keys(db_engine) == keep
     async with db_engine.connect() as connection:
         session_ids = set((await connection.execute(select(AuthSession.id))).scalars())
         token_sessions = list((await connection.execute(select(RefreshToken.session_id))).scalars())
@@ -120,7 +125,8 @@ async def test_pruning_deletes_exactly_what_no_longer_counts(
 async def test_pruning_keeps_the_table_bounded_under_a_campaign_over_many_emails(
     client: Client, db_engine: AsyncEngine
 ) -> None:
-    for round_start in (NOW - timedelta(hours=2), NOW - timedelta(hours=1)):
+    now = datetime.now(UTC)
+    for round_start in (now - timedelta(hours=2), now - timedelta(hours=1)):
         async with db_engine.begin() as connection:
             await connection.execute(
                 insert(LoginFailure),
@@ -136,11 +142,11 @@ async def test_pruning_keeps_the_table_bounded_under_a_campaign_over_many_emails
             )
     async with db_engine.begin() as connection:
         await connection.execute(
-            insert(LoginFailure).values(email_hash=key("current"), failures=1, first_failed_at=NOW)
+            insert(LoginFailure).values(email_hash=key("current"), failures=1, first_failed_at=now)
         )
 
     async with client.app.state.context.session_maker() as db, db.begin():
-        pruned = await prune_security_tables(db, POLICY, now=NOW)
+        pruned = await prune_security_tables(db, POLICY, now=now)
 
     assert pruned.login_failures == 400
     assert await failure_keys(db_engine) == {key("current")}
@@ -150,12 +156,11 @@ async def test_pruning_keeps_the_table_bounded_under_a_campaign_over_many_emails
 async def test_the_apps_pruner_prunes_login_failures_at_start(
     client: Client, database_url: str, db_engine: AsyncEngine
 ) -> None:
-    await insert_failures(db_engine)
+    keep = await insert_failures(db_engine, datetime.now(UTC))
     await register(client)
     settings = make_settings(database_url, lockout_window_seconds=900, lockout_duration_seconds=1800)
 
     async with SameLoopClient(app=create_app(settings)):
-        keep = {key(name) for name, (*_, kept) in FAILURES.items() if kept}
         for _ in range(WAIT_SECONDS * 10):
             if await failure_keys(db_engine) == keep:
                 break
