@@ -8,21 +8,26 @@ trail stays (it is the record: no retention rule deletes it).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from tests.factories import SameLoopClient, make_settings, register
 from todo_service.app import create_app
 from todo_service.auth.lockout import LockoutPolicy
-from todo_service.auth.sessions import Pruned, prune_security_tables
+from todo_service.auth.sessions import Pruned, prune_security_tables, session_pruner
 from todo_service.db.models import AuditEvent, AuthSession, LoginFailure, RefreshToken
 from todo_service.lib.audit import Event, Outcome
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from litestar import Litestar
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from tests.factories import Account, Client
@@ -167,3 +172,24 @@ async def test_the_apps_pruner_prunes_login_failures_at_start(
             await asyncio.sleep(0.1)
 
     assert await failure_keys(db_engine) == keep
+
+
+async def test_a_failed_pruning_pass_is_logged_and_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")  # a database without the tables
+    lifespan = session_pruner(async_sessionmaker(engine), interval=0.05, lockout=POLICY)
+    try:
+        with caplog.at_level(logging.INFO, logger="todo_service.auth.sessions"):
+            async with lifespan(cast("Litestar", None)):
+                for _ in range(WAIT_SECONDS * 20):
+                    if len([r for r in caplog.records if r.levelno == logging.ERROR]) >= 2:
+                        break
+                    await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+
+    failures = [r for r in caplog.records if r.name == "todo_service.auth.sessions" and r.levelno == logging.ERROR]
+    assert len(failures) >= 2  # it went on after the first failure
+    assert failures[0].getMessage() == "pruning the security tables failed; retrying later"
+    assert failures[0].exc_info is not None
+    assert "no such table" in str(failures[0].exc_info[1])
+    assert not [r for r in caplog.records if r.getMessage().startswith("pruned ")]
