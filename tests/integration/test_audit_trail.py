@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.factories import PASSWORD, TEST_SECRET, Client
-from todo_service.db.models import AuditEvent, Role, User
+from todo_service.db.models import AuditEvent, RefreshToken, Role, User
 from todo_service.lib.audit import AuditLog, Event, Outcome
 from todo_service.lib.request_context import ClientAddress
 
@@ -48,6 +48,16 @@ def login(client: Client, email: str, password: str = WRONG) -> Awaitable[Respon
 
 def refresh(client: Client, token: str) -> Awaitable[Response]:
     return client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+
+
+async def past_the_grace(db_engine: AsyncEngine) -> None:
+    """Make every exchanged refresh token's first use older than the reuse grace (a reuse is then theft)."""
+    async with db_engine.begin() as connection:
+        await connection.execute(
+            update(RefreshToken)
+            .where(RefreshToken.used_at.is_not(None))
+            .values(used_at=datetime.now(UTC) - timedelta(minutes=10))
+        )
 
 
 async def make_admin(client: Client, db_engine: AsyncEngine) -> dict[str, str]:
@@ -139,6 +149,7 @@ async def test_refresh_reuse_and_account_changes_are_recorded(client: Client, db
     ada = await register(client, "ada@example.com")
     user_id, headers = ada["user"]["id"], bearer(ada["access_token"])
     assert (await refresh(client, ada["refresh_token"])).status_code == 200
+    await past_the_grace(db_engine)
 
     reused, row = await only_event(db_engine, refresh(client, ada["refresh_token"]))
     assert reused.status_code == 401
@@ -186,6 +197,7 @@ async def test_no_row_ever_holds_a_password_a_token_or_an_email(client: Client, 
     secrets = [PASSWORD, NEW_PASSWORD, WRONG, ada["access_token"], ada["refresh_token"]]
     rotated = (await refresh(client, ada["refresh_token"])).json()
     secrets += [rotated["access_token"], rotated["refresh_token"]]
+    await past_the_grace(db_engine)
     await refresh(client, ada["refresh_token"])  # reuse
     for _ in range(6):
         await login(client, "ada@example.com")
