@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, get
-from litestar._asgi.utils import wrap_in_exception_handler  # what Litestar wraps its own layers in
 from litestar.enums import ScopeType
 from litestar.response import Response
 from prometheus_client import (
@@ -52,7 +51,7 @@ from prometheus_client import (
 from sqlalchemy import event
 
 from todo_service import __version__
-from todo_service.lib.errors import InvalidToken, NotAuthenticated
+from todo_service.lib.errors import InvalidToken, NotAuthenticated, to_app_error
 from todo_service.lib.statements import AsyncpgStatements
 from todo_service.settings import Settings, SettingsError
 
@@ -164,14 +163,14 @@ def request_series() -> _RequestSeries:
 class _RequestMetrics:
     """Counts, times and tracks every request a route answered, by route template.
 
-    The status is the one sent, also for errors raised by the middleware inside this one (the JWT
-    middleware's 401, the rate limiter's 429): they are turned into responses *inside* this layer
-    (Litestar's own Prometheus middleware counted them as 200, litestar#4747). The duration runs
-    until the last body chunk is sent.
+    The status is the one sent; for an error raised by the middleware inside this one (the JWT
+    middleware's 401, the rate limiter's 429) it is the status the app's exception handler will
+    answer, worked out by the same mapping (Litestar's own Prometheus middleware counted them as
+    200, litestar#4747). The duration runs until the last body chunk is sent, or the error.
     """
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = wrap_in_exception_handler(app)
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = scope.get("route_handler")
@@ -196,6 +195,10 @@ class _RequestMetrics:
         running.inc()
         try:
             await self.app(scope, receive, timed_send)
+        except Exception as exc:
+            if not duration:  # no body sent yet: the app's exception handler (outside) answers for it
+                status, duration = to_app_error(exc).status_code, time.perf_counter() - started
+            raise
         finally:
             running.dec()
             requests, durations, errors = series.finished(method, path, status)
