@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import asyncpg
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy.sql.expression import ReturnsRows
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -124,19 +125,20 @@ class _Compiled:
     def of(cls, statement: Executable, dialect: Dialect) -> _Compiled:
         compiled = cast("SQLCompiler", cast("ClauseElement", statement).compile(dialect=dialect))
         names = tuple(compiled.positiontup or ())
-        processors = compiled._bind_processors  # noqa: SLF001  (what SQLAlchemy applies itself, pinned to 2.0)
         if compiled.post_compile_params or compiled.literal_execute_params:
             raise TypeError("expanding (IN) and literal-execute parameters are not supported")
         if compiled.insert_prefetch or compiled.update_prefetch:  # SQLAlchemy computes those per execution
             columns = ", ".join(column.name for column in (*compiled.insert_prefetch, *compiled.update_prefetch))
             raise TypeError(f"give every value: the statement relies on Python-side defaults for {columns}")
         fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
-        # Only expanding parameters have a sequence of processors, and they were refused above.
-        binds = tuple(cast("Callable[[Any], Any] | None", processors.get(name)) for name in names)
+        # The processors SQLAlchemy itself applies, through the types' public dialect API.
+        binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
+        # A SELECT's columns, or an INSERT/UPDATE/DELETE's RETURNING columns, in the order they come back.
+        returned = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
         results = tuple(
             (index, processor)
-            for index, column in enumerate(compiled._result_columns or ())  # noqa: SLF001
-            if (processor := column.type._cached_result_processor(dialect, None)) is not None  # noqa: SLF001
+            for index, column in enumerate(returned)
+            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
         )
         sql = compiled.string
         return cls(sql, sql.split(None, 1)[0], names, fixed, binds, results)
