@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import click
 import msgspec
-from litestar.cli._utils import LitestarGroup  # the documented base for CLI extension groups
 from litestar.plugins import CLIPluginProtocol
 from rich_click import RichCommand
 
@@ -53,7 +52,10 @@ class ProjectCommands(CLIPluginProtocol):
 
     def on_cli_init(self, cli: click.Group) -> None:
         """Register the commands."""
-        cli.add_command(users)
+        # ``cli.group`` makes the group of Litestar's own class (click's ``group_class``), which
+        # hands its commands the ``app`` they ask for.
+        users = cli.group("users", help="Manage accounts.")(_users)
+        users.add_command(create_admin)
         cli.add_command(run)  # in place of Litestar's (uvicorn) run
 
 
@@ -102,8 +104,7 @@ def run(host: str, port: int, web_concurrency: int) -> None:
     server.serve()
 
 
-@click.group(cls=LitestarGroup)  # LitestarGroup hands commands the ``app`` they ask for
-def users() -> None:
+def _users() -> None:
     """Manage accounts."""
 
 
@@ -128,9 +129,6 @@ def create_admin(app: Litestar, email: str, first_name: str, last_name: str, pas
     except AppError as exc:
         raise click.ClickException(exc.detail) from None
     click.echo(f"{email.lower()}: {'admin account created' if created else 'promoted to admin'}")
-
-
-users.add_command(create_admin)  # LitestarGroup wraps it so it receives ``app``
 
 
 async def _create_admin(context: AppContext, email: str, first_name: str, last_name: str, password: str | None) -> bool:
