@@ -86,23 +86,8 @@ class Lockout:
         row is left as it is (attempts then neither count nor extend the lock).
         """
         now = datetime.now(UTC)
-        table = LoginFailure.__table__
-        locked = table.c.locked_until > now
-        fresh = or_(table.c.first_failed_at <= now - self.policy.window, table.c.locked_until <= now)
-        statement = (
-            self._insert()
-            .values(email_hash=email_hash, failures=1, first_failed_at=now, locked_until=None)
-            .on_conflict_do_update(
-                index_elements=[LoginFailure.email_hash],
-                set_={
-                    "failures": case((locked, table.c.failures), (fresh, 1), else_=table.c.failures + 1),
-                    "first_failed_at": case(
-                        (locked, table.c.first_failed_at), (fresh, now), else_=table.c.first_failed_at
-                    ),
-                    "locked_until": case((locked, table.c.locked_until), else_=None),
-                },
-            )
-            .returning(LoginFailure.failures, LoginFailure.first_failed_at, LoginFailure.locked_until)
+        statement = self._count(email_hash, now, keep=LoginFailure.locked_until > now).returning(
+            LoginFailure.failures, LoginFailure.first_failed_at, LoginFailure.locked_until
         )
         row = (await self.db.execute(statement)).one()
         return Attempt(
@@ -116,25 +101,8 @@ class Lockout:
         meanwhile (a success cleared what it saw) is it counted again, in the current window.
         """
         now = datetime.now(UTC)
-        table = LoginFailure.__table__
-        mine = table.c.first_failed_at == attempt.window_start
-        locked = table.c.locked_until > now
-        fresh = or_(table.c.first_failed_at <= now - self.policy.window, table.c.locked_until <= now)
-        keep = or_(mine, locked)
-        await self.db.execute(
-            self._insert()
-            .values(email_hash=email_hash, failures=1, first_failed_at=now, locked_until=None)
-            .on_conflict_do_update(
-                index_elements=[LoginFailure.email_hash],
-                set_={
-                    "failures": case((keep, table.c.failures), (fresh, 1), else_=table.c.failures + 1),
-                    "first_failed_at": case(
-                        (keep, table.c.first_failed_at), (fresh, now), else_=table.c.first_failed_at
-                    ),
-                    "locked_until": case((keep, table.c.locked_until), else_=None),
-                },
-            )
-        )
+        mine = LoginFailure.first_failed_at == attempt.window_start
+        await self.db.execute(self._count(email_hash, now, keep=or_(mine, LoginFailure.locked_until > now)))
         result = await self.db.execute(
             update(LoginFailure)
             .where(
@@ -157,8 +125,30 @@ class Lockout:
             )
         )
 
-    def _insert(self) -> Any:  # noqa: ANN401  (postgresql.Insert or sqlite.Insert: the same upsert API)
-        return (postgresql.insert if self.db.bind.dialect.name == "postgresql" else sqlite.insert)(LoginFailure)
+    def _count(self, email_hash: str, now: datetime, *, keep: ColumnElement[bool]) -> Any:  # noqa: ANN401
+        """The upsert that counts one attempt.
+
+        The row stays as it is where ``keep`` holds, a window that has passed (or a lock that has
+        ended) starts afresh, otherwise the count goes up. Returns a postgresql.Insert or a
+        sqlite.Insert: the same upsert API, with no common public type.
+        """
+        table = LoginFailure.__table__
+        fresh = or_(table.c.first_failed_at <= now - self.policy.window, table.c.locked_until <= now)
+        insert = postgresql.insert if self.db.bind.dialect.name == "postgresql" else sqlite.insert
+        return (
+            insert(LoginFailure)
+            .values(email_hash=email_hash, failures=1, first_failed_at=now, locked_until=None)
+            .on_conflict_do_update(
+                index_elements=[LoginFailure.email_hash],
+                set_={
+                    "failures": case((keep, table.c.failures), (fresh, 1), else_=table.c.failures + 1),
+                    "first_failed_at": case(
+                        (keep, table.c.first_failed_at), (fresh, now), else_=table.c.first_failed_at
+                    ),
+                    "locked_until": case((keep, table.c.locked_until), else_=None),
+                },
+            )
+        )
 
     def _refusal(self, row: Any, now: datetime, *, room: int) -> int:  # noqa: ANN401  (a row of the three columns)
         """Seconds to wait: until the lock ends, or the window does when ``room`` more would overflow it."""
