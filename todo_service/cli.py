@@ -75,18 +75,21 @@ class ProjectCommands(CLIPluginProtocol):
 def run(host: str, port: int, web_concurrency: int) -> None:
     """Serve the API with granian: worker processes, each running the app on uvloop.
 
-    On SIGTERM (or SIGINT) granian stops listening at once, lets every worker finish the requests
-    it is serving and run the app's shutdown (pools closed, spans flushed), then exits 0. Chosen
+    On SIGTERM (or SIGINT) the service first drains (``todo_service/drain.py``): no new connection
+    is taken, every one already queued or accepted is read and answered. Then granian stops: its
+    workers finish the requests they serve and run the app's shutdown (pools closed, spans
+    flushed), and it exits 0. Chosen
     over uvicorn, which serves this app as fast (README, "Server"), because uvicorn's supervisor
     keeps accepting connections it never answers while its workers drain, and a single uvicorn
     process ends by re-raising the signal (exit -15).
     """
-    from granian import Granian  # noqa: PLC0415  (only this command needs the server)
-    from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415
+    from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415  (only this command needs the server)
     from granian.log import LogLevels  # noqa: PLC0415
 
-    server = Granian(
-        APP_FACTORY,
+    from todo_service.drain import SERVED_APP_FACTORY, draining_server  # noqa: PLC0415  (it imports the app)
+
+    server = draining_server()(
+        SERVED_APP_FACTORY,
         factory=True,
         address=host,
         port=port,
