@@ -26,7 +26,7 @@ echo "== extras ($SERVER, one worker on cpu $SERVER_CPU, wrk on cpu $WRK_CPU)"
 argon2=$(taskset -c "$SERVER_CPU" "$VENV/python" - "$SECONDS_EACH" <<'PY'
 import sys, time
 from argon2 import PasswordHasher, Type
-from todo_service.settings import Settings
+from todo_service.core.settings import Settings
 s = Settings()  # the service's default cost
 hasher = PasswordHasher(time_cost=s.argon2_time_cost, memory_cost=s.argon2_memory_cost,
                         parallelism=s.argon2_parallelism, type=Type.ID)

@@ -22,7 +22,7 @@ import todo_service.db.models  # noqa: F401  (registers every table)
 from tests.factories import Account, SameLoopClient, make_settings, register
 from tests.servers import fresh_postgres_database, migrate, postgres_server
 from todo_service.app import create_app
-from todo_service.settings import normalize_database_url
+from todo_service.core.settings import normalize_database_url
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

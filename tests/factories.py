@@ -11,7 +11,7 @@ import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from todo_service.settings import Settings
+from todo_service.core.settings import Settings
 
 Client = AsyncTestClient[Litestar]
 

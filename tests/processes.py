@@ -21,7 +21,7 @@ import httpx
 
 from tests.factories import TEST_SECRET
 from tests.servers import free_port
-from todo_service.settings import Settings
+from todo_service.core.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

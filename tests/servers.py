@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.factories import make_settings
-from todo_service.lib.database import database_config
+from todo_service.db.database import database_config
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from todo_service import __version__
 from todo_service.admin.controllers import AdminController
+from todo_service.audit.log import AuditLog, AuditTrail, Event, Outcome
 from todo_service.auth.access import Caller
 from todo_service.auth.controllers import AuthController
 from todo_service.auth.lockout import LockoutPolicy
@@ -25,18 +26,17 @@ from todo_service.auth.services import AuthConfig
 from todo_service.auth.sessions import session_pruner
 from todo_service.auth.tokens import TokenIssuer, build_jwt_auth
 from todo_service.cli import ProjectCommands
-from todo_service.lib.audit import AuditLog, AuditTrail, Event, Outcome
-from todo_service.lib.database import create_engine, create_statements, database_config, wait_for_database
-from todo_service.lib.errors import exception_to_response
-from todo_service.lib.http_headers import TransportSecurity
-from todo_service.lib.logs import configure_logging
-from todo_service.lib.metrics import build_metrics
-from todo_service.lib.openapi import openapi_config
-from todo_service.lib.ratelimit import build_rate_limiter
-from todo_service.lib.request_context import ClientAddress
-from todo_service.lib.strict import StrictBodies, StrictBodySchema, check_query
-from todo_service.lib.telemetry import build_tracing, current_trace_ids
-from todo_service.settings import Settings
+from todo_service.core.errors import exception_to_response
+from todo_service.core.request_context import ClientAddress
+from todo_service.core.settings import Settings
+from todo_service.db.database import create_engine, create_statements, database_config, wait_for_database
+from todo_service.http.headers import TransportSecurity
+from todo_service.http.openapi import openapi_config
+from todo_service.http.strict import StrictBodies, StrictBodySchema, check_query
+from todo_service.observability.logs import configure_logging
+from todo_service.observability.metrics import build_metrics
+from todo_service.observability.traces import build_tracing, current_trace_ids
+from todo_service.ratelimit.limiter import build_rate_limiter
 from todo_service.system.controllers import SystemController
 from todo_service.system.services import ReadinessProbe, database_check, redis_check
 from todo_service.tasks.controllers import TaskController
@@ -110,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     request_logging = configure_logging(settings, trace_ids=current_trace_ids)
     engine = create_engine(settings)
     tracing = build_tracing(settings, engine)  # None without OTEL_EXPORTER_OTLP_ENDPOINT: nothing is installed
-    # The task routes' statements: straight to asyncpg on PostgreSQL (see lib/statements.py).
+    # The task routes' statements: straight to asyncpg on PostgreSQL (see db/statements.py).
     statements = create_statements(settings, engine, tracer=tracing.db_tracer if tracing else None)
     audit_log = AuditLog(engine, settings.signing_key)
     db_config = database_config(settings, engine, after_transaction=audit_log.flush)

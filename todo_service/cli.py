@@ -17,12 +17,12 @@ import msgspec
 from litestar.plugins import CLIPluginProtocol
 from rich_click import RichCommand
 
+from todo_service.audit.log import Event, Outcome
 from todo_service.auth.passwords import check_password_policy
+from todo_service.core.errors import AppError
+from todo_service.core.schema import Email
+from todo_service.core.settings import SettingsError
 from todo_service.db.models import Role
-from todo_service.lib.audit import Event, Outcome
-from todo_service.lib.errors import AppError
-from todo_service.lib.schema import Email
-from todo_service.settings import SettingsError
 from todo_service.users.services import UserService
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def run(host: str, port: int, web_concurrency: int) -> None:
         loop=Loops.uvloop,
         http=HTTPModes.http1,
         websockets=False,
-        log_access=False,  # the app writes its own access log (lib/logs.py)
+        log_access=False,  # the app writes its own access log (observability/logs.py)
         # granian's own lines (its supervisor's too) go through the service's handler, at LOG_LEVEL:
         # the app factory ran in this process already (the CLI loads the app) and installed it.
         log_level=LogLevels.notset,

@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.factories import PASSWORD, TEST_SECRET, Client
+from todo_service.audit.log import AuditLog, Event, Outcome
+from todo_service.core.request_context import ClientAddress
 from todo_service.db.models import AuditEvent, RefreshToken, Role, User
-from todo_service.lib.audit import AuditLog, Event, Outcome
-from todo_service.lib.request_context import ClientAddress
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -321,7 +321,7 @@ async def test_a_lost_event_is_logged_never_raised(tmp_path: Path, caplog: pytes
     log = AuditLog(engine, TEST_SECRET)
     trail = log.offline_trail("test")
     trail.record(Event.LOGOUT, Outcome.SUCCESS, detail="x")
-    audit_logger = logging.getLogger("todo_service.lib.audit")
+    audit_logger = logging.getLogger("todo_service.audit.log")
     audit_logger.addHandler(caplog.handler)  # the app's logging config may have replaced the root handlers
     try:
         await log.flush_trail(trail)

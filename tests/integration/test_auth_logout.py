@@ -12,16 +12,16 @@ from sqlalchemy import delete, event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.factories import TEST_SECRET, Account, Client, create_task, login
+from todo_service.audit.log import AuditLog
 from todo_service.auth.access import Caller
 from todo_service.auth.lockout import LockoutPolicy
 from todo_service.auth.passwords import Passwords
 from todo_service.auth.services import AuthConfig, AuthService
 from todo_service.auth.sessions import prune_expired_sessions
 from todo_service.auth.tokens import TokenIssuer, build_jwt_auth
+from todo_service.core.errors import TokenRevoked
+from todo_service.core.request_context import ClientAddress
 from todo_service.db.models import AuthSession, User
-from todo_service.lib.audit import AuditLog
-from todo_service.lib.errors import TokenRevoked
-from todo_service.lib.request_context import ClientAddress
 
 if TYPE_CHECKING:
     from httpx import Response

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import SCRIPT, run_console, service_env
-from todo_service.lib.database import VERSION_TABLE
+from todo_service.db.database import VERSION_TABLE
 
 
 def run_cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

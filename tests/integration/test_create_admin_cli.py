@@ -14,7 +14,7 @@ import pytest
 from tests.factories import TEST_SECRET, SameLoopClient, make_settings
 from tests.processes import run_console, service_env
 from todo_service.app import create_app
-from todo_service.lib.audit import AuditLog
+from todo_service.audit.log import AuditLog
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine

@@ -28,7 +28,7 @@ from tests.processes import run_console, running_service, service_env
 from tests.servers import free_port, migrate
 from todo_service import __version__
 from todo_service.app import create_app
-from todo_service.lib.metrics import METRICS_PATH, _RequestMetrics
+from todo_service.observability.metrics import METRICS_PATH, _RequestMetrics
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

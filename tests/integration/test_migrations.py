@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import todo_service.db.models  # noqa: F401  (registers the tables on the metadata)
 from tests.servers import migrate
-from todo_service.lib.database import MIGRATIONS_DIR, VERSION_TABLE
+from todo_service.db.database import MIGRATIONS_DIR, VERSION_TABLE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable

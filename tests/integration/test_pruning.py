@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from tests.factories import SameLoopClient, make_settings, register
 from todo_service.app import create_app
+from todo_service.audit.log import Event, Outcome
 from todo_service.auth.lockout import LockoutPolicy
 from todo_service.auth.sessions import Pruned, prune_security_tables, session_pruner
 from todo_service.db.models import AuditEvent, AuthSession, LoginFailure, RefreshToken
-from todo_service.lib.audit import Event, Outcome
 
 if TYPE_CHECKING:
     from pathlib import Path

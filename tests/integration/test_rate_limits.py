@@ -22,7 +22,7 @@ from tests.integration.test_errors import assert_error
 from tests.servers import RedisServer, redis_server
 from todo_service.app import create_app
 from todo_service.db.models import User
-from todo_service.lib.ratelimit import STATE_KEY, RateLimiter
+from todo_service.ratelimit.limiter import STATE_KEY, RateLimiter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

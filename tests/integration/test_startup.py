@@ -12,7 +12,7 @@ from sqlalchemy import text
 from tests.factories import SameLoopClient, make_settings
 from tests.servers import PostgresServer, free_port, postgres_server
 from todo_service.app import create_app
-from todo_service.lib.database import create_engine, wait_for_database
+from todo_service.db.database import create_engine, wait_for_database
 
 
 @pytest.fixture(scope="module")

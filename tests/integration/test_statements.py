@@ -23,18 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.factories import make_settings
 from tests.servers import free_port
+from todo_service.core.errors import ServiceUnavailable, to_app_error
+from todo_service.db import statements as statements_module
+from todo_service.db.database import create_engine, create_statements
 from todo_service.db.models import Priority, Role, Task, User
-from todo_service.lib import statements as statements_module
-from todo_service.lib.database import create_engine, create_statements
-from todo_service.lib.errors import ServiceUnavailable, to_app_error
-from todo_service.lib.statements import AsyncpgStatements, EngineStatements, SessionStatements, connection_lost
+from todo_service.db.statements import AsyncpgStatements, EngineStatements, SessionStatements, connection_lost
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from opentelemetry.trace import Tracer
 
-    from todo_service.settings import Settings
+    from todo_service.core.settings import Settings
 
 NOW = datetime(2030, 5, 17, 9, 30, tzinfo=UTC)
 

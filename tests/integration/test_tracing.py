@@ -25,7 +25,7 @@ from tests.otlp_receiver import HTTPReceiver, ReceivedSpan, otlp_http_receiver
 from tests.processes import running_service, service_env, stop
 from tests.servers import RedisServer, migrate, redis_server
 from todo_service import __version__
-from todo_service.lib.telemetry import TRACE_ID_HEADER, shutdown_tracing, tracer_provider_for
+from todo_service.observability.traces import TRACE_ID_HEADER, shutdown_tracing, tracer_provider_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     import httpx
 
     from tests.factories import Client
-    from todo_service.settings import Settings
+    from todo_service.core.settings import Settings
 
 BOOM = "/api/v1/test-only/boom"
 BAD_SQL = "/api/v1/test-only/bad-sql"
@@ -388,7 +388,7 @@ def installed_tracing(app: Litestar) -> dict[str, int]:
     from litestar.plugins.opentelemetry import OpenTelemetryPlugin  # noqa: PLC0415
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer  # noqa: PLC0415
 
-    from todo_service.lib import telemetry  # noqa: PLC0415
+    from todo_service.observability import traces as telemetry  # noqa: PLC0415
 
     engine: Engine = app.state.context.engine.sync_engine
     listeners = list(engine.dispatch.before_cursor_execute)

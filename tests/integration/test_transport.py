@@ -18,9 +18,9 @@ from litestar import Request, get
 from tests.factories import Account, Client, SameLoopClient, make_settings, register
 from tests.integration.test_errors import MAX_BODY, assert_error, bearer_for_unknown_session
 from todo_service.app import create_app
-from todo_service.lib.http_headers import API_CSP, RequestIdMiddleware
-from todo_service.lib.request_context import request_id_of
-from todo_service.lib.trusted_hosts import TrustedHostMiddleware
+from todo_service.core.request_context import request_id_of
+from todo_service.http.headers import API_CSP, RequestIdMiddleware
+from todo_service.http.hosts import TrustedHostMiddleware
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, cast
 
 import pytest
 
-from todo_service.lib.request_context import CLIENT_IP_KEY, ClientAddress
+from todo_service.core.request_context import CLIENT_IP_KEY, ClientAddress
 
 if TYPE_CHECKING:
     from litestar.types import Scope

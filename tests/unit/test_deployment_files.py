@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from todo_service.settings import Settings
+from todo_service.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = {name.upper() for name in Settings.__struct_fields__}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import msgspec
 
-from todo_service.settings import Settings
+from todo_service.core.settings import Settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 ASSIGNMENT = re.compile(r"^#? ?([A-Z][A-Z0-9_]*)=(.*)$")

@@ -18,8 +18,8 @@ from litestar.exceptions import (
     ValidationException,
 )
 
-from todo_service.lib.errors import AppError, FieldError, TaskNotFound, to_app_error
-from todo_service.lib.schema import EMAIL_PATTERN
+from todo_service.core.errors import AppError, FieldError, TaskNotFound, to_app_error
+from todo_service.core.schema import EMAIL_PATTERN
 
 
 def caused_by(exc: Exception, cause: BaseException) -> Exception:

@@ -16,9 +16,11 @@ from litestar.openapi.plugins import (
 )
 from litestar.router import Router
 
-from todo_service.lib.docs_csp import DocsPolicy, docs_policies, inline_scripts
-from todo_service.lib.errors import ClientClosedRequest, RequestTimeout
-from todo_service.lib.http_headers import (
+from todo_service.core.errors import ClientClosedRequest, RequestTimeout
+from todo_service.core.request_context import REQUEST_ID_KEY, request_id_of
+from todo_service.core.settings import SettingsError
+from todo_service.http.docs_csp import DocsPolicy, docs_policies, inline_scripts
+from todo_service.http.headers import (
     API_CSP,
     RequestBodyMiddleware,
     SecurityHeaders,
@@ -26,10 +28,8 @@ from todo_service.lib.http_headers import (
     ensure_request_id,
     sane_request_id,
 )
-from todo_service.lib.openapi import openapi_config
-from todo_service.lib.request_context import REQUEST_ID_KEY, request_id_of
-from todo_service.lib.trusted_hosts import AllowedHosts, host_of
-from todo_service.settings import SettingsError
+from todo_service.http.hosts import AllowedHosts, host_of
+from todo_service.http.openapi import openapi_config
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope

@@ -1,4 +1,4 @@
-"""The log handler, the redaction filter and the once-per-process configuration (lib/logs.py)."""
+"""The log handler, the redaction filter and the once-per-process configuration (observability/logs.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.factories import make_settings
-from todo_service.lib.logs import ACCESS_LOGGER, LogHandler, configure_logging, in_request, redact
+from todo_service.observability.logs import ACCESS_LOGGER, LogHandler, configure_logging, in_request, redact
 
 if TYPE_CHECKING:
-    from todo_service.lib.logs import TraceIds
+    from todo_service.observability.logs import TraceIds
 
 # They reconfigure the process's logging (tests/conftest.py puts it back).
 pytestmark = pytest.mark.usefixtures("preserved_logging")
@@ -158,7 +158,7 @@ def test_a_record_about_a_request_carries_its_fields_and_the_trace() -> None:
     stream = configure(trace_ids=lambda: TRACE)
     user_id = uuid.uuid4()
     scope = request_scope(user=FakeCaller(user_id))
-    logging.getLogger("todo_service.lib.errors").warning("failed", extra=in_request(scope))  # type: ignore[arg-type]
+    logging.getLogger("todo_service.core.errors").warning("failed", extra=in_request(scope))  # type: ignore[arg-type]
 
     [record] = json_lines(stream)
     assert record["request_id"] == "req-42"

@@ -16,11 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.factories import make_settings
-from todo_service.lib.audit import AuditLog, Event, Outcome
-from todo_service.lib.errors import RateLimited
-from todo_service.lib.metrics import build_metrics, families, multiprocess_dir, watch_pool
-from todo_service.lib.ratelimit import RateLimiter, build_rate_limiter
-from todo_service.settings import SettingsError
+from todo_service.audit.log import AuditLog, Event, Outcome
+from todo_service.core.errors import RateLimited
+from todo_service.core.settings import SettingsError
+from todo_service.observability.metrics import build_metrics, families, multiprocess_dir, watch_pool
+from todo_service.ratelimit.limiter import RateLimiter, build_rate_limiter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -166,7 +166,7 @@ async def test_audit_events_are_counted_even_when_their_row_is_lost(
     trail = audit.offline_trail("unit-test")
     trail.record(Event.LOGIN_FAILED, Outcome.FAILURE, email="x@example.com")
     trail.record(Event.LOGIN_FAILED, Outcome.FAILURE, email="x@example.com")
-    with caplog.at_level(logging.ERROR, logger="todo_service.lib.audit"):
+    with caplog.at_level(logging.ERROR, logger="todo_service.audit.log"):
         await audit.flush_trail(trail)
     assert "could not write 2 audit events" in caplog.text
     assert sample("todo_audit_events_total", **labels) == before + 2

@@ -7,7 +7,7 @@ import math
 import msgspec
 import pytest
 
-from todo_service.lib.pagination import Page
+from todo_service.core.pagination import Page
 
 
 @pytest.mark.parametrize(

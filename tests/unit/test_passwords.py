@@ -21,7 +21,7 @@ from todo_service.auth.passwords import (
     lower_thread_priority,
     usable_cores,
 )
-from todo_service.lib.errors import WeakPassword
+from todo_service.core.errors import WeakPassword
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 from tests.factories import make_settings
 from tests.servers import RedisServer, free_port, redis_server
 from todo_service.auth.access import Caller
-from todo_service.lib import ratelimit
-from todo_service.lib.errors import RateLimited
-from todo_service.lib.ratelimit import STATE_KEY, RateLimiter, Verdict, build_rate_limiter
-from todo_service.settings import Settings, SettingsError
+from todo_service.core.errors import RateLimited
+from todo_service.core.settings import Settings, SettingsError
+from todo_service.ratelimit import limiter as ratelimit
+from todo_service.ratelimit.limiter import STATE_KEY, RateLimiter, Verdict, build_rate_limiter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from todo_service.settings import Settings, SettingsError, normalize_database_url
+from todo_service.core.settings import Settings, SettingsError, normalize_database_url
 
 if TYPE_CHECKING:
     from pathlib import Path

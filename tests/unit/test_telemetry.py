@@ -26,7 +26,8 @@ from tests.otlp_receiver import otlp_grpc_receiver, otlp_http_receiver
 from tests.servers import redis_server
 from todo_service import __version__
 from todo_service.auth.passwords import Passwords
-from todo_service.lib.telemetry import (
+from todo_service.core.settings import Settings, SettingsError
+from todo_service.observability.traces import (
     UNTRACED_PATHS,
     build_tracing,
     current_trace_ids,
@@ -34,7 +35,6 @@ from todo_service.lib.telemetry import (
     shutdown_tracing,
     tracer_provider_for,
 )
-from todo_service.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

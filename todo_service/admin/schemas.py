@@ -5,8 +5,8 @@ from uuid import UUID
 
 import msgspec
 
+from todo_service.core.schema import RequestBody
 from todo_service.db.models import Role
-from todo_service.lib.schema import RequestBody
 
 __all__ = ("AuditEventRead", "UserStatusUpdate")
 

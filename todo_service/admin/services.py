@@ -9,14 +9,14 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import select, update
 
 from todo_service.admin.schemas import AuditEventRead
+from todo_service.audit.log import Event, Outcome
 from todo_service.auth.access import admin_guard, caller_is_admin, caller_params, explain_refusal, refuse
 from todo_service.auth.sessions import revoke_sessions
+from todo_service.core.errors import Forbidden, UserNotFound
+from todo_service.core.pagination import Page, PageQuery, fetch_page
+from todo_service.core.service import Service
 from todo_service.db.models import AuditEvent, Role, User
-from todo_service.lib.audit import Event, Outcome
-from todo_service.lib.errors import Forbidden, UserNotFound
-from todo_service.lib.pagination import Page, PageQuery, fetch_page
-from todo_service.lib.service import Service
-from todo_service.lib.statements import SessionStatements
+from todo_service.db.statements import SessionStatements
 from todo_service.users.schemas import UserRead
 from todo_service.users.services import USER_COLUMNS
 
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from todo_service.admin.schemas import UserStatusUpdate
+    from todo_service.audit.log import AuditTrail
     from todo_service.auth.access import Caller
-    from todo_service.lib.audit import AuditTrail
 
 __all__ = ("AUDIT_COLUMNS", "AdminService")
 

@@ -17,13 +17,13 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, Select, bindparam, false, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from todo_service.core.errors import Forbidden, InvalidToken, TokenRevoked
 from todo_service.db.models import AuthSession, Role, User
-from todo_service.lib.errors import Forbidden, InvalidToken, TokenRevoked
-from todo_service.lib.statements import SessionStatements
+from todo_service.db.statements import SessionStatements
 
 if TYPE_CHECKING:
-    from todo_service.lib.errors import AppError
-    from todo_service.lib.statements import Statements
+    from todo_service.core.errors import AppError
+    from todo_service.db.statements import Statements
 
 __all__ = (
     "CALLER_ID",

@@ -5,11 +5,11 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from todo_service.audit.log import AuditTrail
 from todo_service.auth.access import Caller
 from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse
 from todo_service.auth.services import AuthConfig, AuthService
-from todo_service.lib.audit import AuditTrail
-from todo_service.lib.errors import (
+from todo_service.core.errors import (
     AccountLocked,
     EmailAlreadyRegistered,
     Forbidden,
@@ -19,8 +19,8 @@ from todo_service.lib.errors import (
     TokenRevoked,
     WeakPassword,
 )
-from todo_service.lib.openapi import AUTHENTICATED, PUBLIC, WITH_BODY, error_responses
-from todo_service.lib.schema import MessageResponse
+from todo_service.core.schema import MessageResponse
+from todo_service.http.openapi import AUTHENTICATED, PUBLIC, WITH_BODY, error_responses
 
 __all__ = ("AuthController", "provide_auth_service")
 

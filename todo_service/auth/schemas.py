@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from todo_service.lib.schema import Email, Password, PersonName, RequestBody
+from todo_service.core.schema import Email, Password, PersonName, RequestBody
 from todo_service.users.schemas import UserRead
 
 __all__ = ("LoginRequest", "RefreshRequest", "RegisterRequest", "TokenResponse")

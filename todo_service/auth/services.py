@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING, NoReturn
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import func, or_, select, update
 
+from todo_service.audit.log import Event, Outcome
 from todo_service.auth.access import caller_may, refuse
 from todo_service.auth.lockout import Attempt, Lockout, LockoutPolicy
 from todo_service.auth.passwords import Passwords, check_password_policy
 from todo_service.auth.schemas import TokenResponse
 from todo_service.auth.sessions import hash_refresh_token, new_refresh_token
 from todo_service.auth.tokens import TokenIssuer
-from todo_service.db.models import AuthSession, RefreshToken, User
-from todo_service.lib.audit import Event, Outcome
-from todo_service.lib.errors import (
+from todo_service.core.errors import (
     AccountLocked,
     Forbidden,
     InvalidCredentials,
@@ -25,7 +24,8 @@ from todo_service.lib.errors import (
     TokenExpired,
     TokenRevoked,
 )
-from todo_service.lib.service import Service
+from todo_service.core.service import Service
+from todo_service.db.models import AuthSession, RefreshToken, User
 from todo_service.users.schemas import UserRead
 from todo_service.users.services import USER_COLUMNS, UserService, normalize_email
 
@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.sql.elements import ColumnElement
 
+    from todo_service.audit.log import AuditTrail
     from todo_service.auth.access import Caller
     from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest
-    from todo_service.lib.audit import AuditTrail
 
 __all__ = ("AuthConfig", "AuthService")
 

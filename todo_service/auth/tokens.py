@@ -17,7 +17,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from todo_service.auth.access import Caller
-from todo_service.lib.errors import NotAuthenticated
+from todo_service.core.errors import NotAuthenticated
 
 if TYPE_CHECKING:
     from datetime import timedelta

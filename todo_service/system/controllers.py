@@ -3,8 +3,8 @@
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from todo_service.lib.errors import InternalError, ServiceUnavailable
-from todo_service.lib.openapi import error_responses
+from todo_service.core.errors import InternalError, ServiceUnavailable
+from todo_service.http.openapi import error_responses
 from todo_service.system.schemas import Health, Readiness
 from todo_service.system.services import ReadinessProbe
 

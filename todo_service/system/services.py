@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from todo_service.lib.errors import FieldError, ServiceUnavailable
+from todo_service.core.errors import FieldError, ServiceUnavailable
 from todo_service.system.schemas import Readiness
 
 if TYPE_CHECKING:

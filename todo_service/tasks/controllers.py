@@ -9,11 +9,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from todo_service.auth.access import Caller
+from todo_service.core.errors import FieldError, Forbidden, NotFound, TaskNotFound, ValidationFailed
+from todo_service.core.pagination import Page, PageNumber, PageSize
+from todo_service.core.schema import NO_NUL, MessageResponse
 from todo_service.db.models import Priority
-from todo_service.lib.errors import FieldError, Forbidden, NotFound, TaskNotFound, ValidationFailed
-from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
-from todo_service.lib.pagination import Page, PageNumber, PageSize
-from todo_service.lib.schema import NO_NUL, MessageResponse
+from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
 from todo_service.tasks.schemas import (
     READ_ONLY_FIELDS,
     SORT_PATTERN,

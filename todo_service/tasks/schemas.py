@@ -6,8 +6,8 @@ from uuid import UUID
 
 import msgspec
 
+from todo_service.core.schema import NO_NUL, NON_BLANK, RequestBody, explain_pattern
 from todo_service.db.models import Priority
-from todo_service.lib.schema import NO_NUL, NON_BLANK, RequestBody, explain_pattern
 
 __all__ = ("READ_ONLY_FIELDS", "SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskRead", "TaskUpdate")
 

@@ -4,7 +4,7 @@ Ownership lives in the ``WHERE`` clause (``user_id`` and :func:`~todo_service.au
 so another user's task and a missing one are the same empty result, answered with the same 404.
 
 Every statement is built once, with placeholders (listings once per set of filters and sort
-order, kept in a bounded cache), and runs on :class:`~todo_service.lib.statements.Statements`:
+order, kept in a bounded cache), and runs on :class:`~todo_service.db.statements.Statements`:
 no ORM session, no transaction around a single statement, no statement built per request.
 """
 
@@ -31,9 +31,9 @@ from sqlalchemy import (
 )
 
 from todo_service.auth.access import caller_params, explain_refusal, guard, refuse
+from todo_service.core.errors import Forbidden, TaskNotFound
+from todo_service.core.pagination import Page, PageQuery, fetch_page
 from todo_service.db.models import Priority, Task
-from todo_service.lib.errors import Forbidden, TaskNotFound
-from todo_service.lib.pagination import Page, PageQuery, fetch_page
 from todo_service.tasks.schemas import TaskRead
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 
     from todo_service.auth.access import Caller
-    from todo_service.lib.statements import Statements
+    from todo_service.db.statements import Statements
     from todo_service.tasks.schemas import TaskCreate, TaskFilters
 
 __all__ = ("TASK_COLUMNS", "TaskService")

@@ -5,12 +5,12 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from todo_service.audit.log import AuditTrail
 from todo_service.auth.access import Caller
 from todo_service.auth.services import AuthConfig
-from todo_service.lib.audit import AuditTrail
-from todo_service.lib.errors import EmailAlreadyRegistered, Forbidden, WeakPassword
-from todo_service.lib.openapi import AUTHENTICATED, WITH_BODY, error_responses
-from todo_service.lib.schema import MessageResponse
+from todo_service.core.errors import EmailAlreadyRegistered, Forbidden, WeakPassword
+from todo_service.core.schema import MessageResponse
+from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
 from todo_service.users.schemas import PasswordChange, UserRead, UserUpdate
 from todo_service.users.services import UserService
 

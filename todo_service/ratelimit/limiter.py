@@ -43,9 +43,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from todo_service.auth.access import Caller
-from todo_service.lib.errors import RateLimited
-from todo_service.lib.request_context import ClientAddress
-from todo_service.settings import Settings, SettingsError
+from todo_service.core.errors import RateLimited
+from todo_service.core.request_context import ClientAddress
+from todo_service.core.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import FromClause
     from sqlalchemy.sql.elements import UnaryExpression
 
-    from todo_service.lib.statements import Statements
+    from todo_service.db.statements import Statements
 
 __all__ = ("Page", "PageNumber", "PageQuery", "PageSize", "fetch_page")
 

@@ -19,8 +19,8 @@ from advanced_alchemy.extensions.litestar import (
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from todo_service.lib.statements import AsyncpgStatements, EngineStatements
-from todo_service.settings import Settings, normalize_database_url
+from todo_service.core.settings import Settings, normalize_database_url
+from todo_service.db.statements import AsyncpgStatements, EngineStatements
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -35,11 +35,11 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.routes import HTTPRoute
 
-from todo_service.lib.docs_csp import DocsPolicyMiddleware, docs_policies
-from todo_service.lib.errors import ClientClosedRequest, RequestTimeout
-from todo_service.lib.request_context import REQUEST_ID_KEY
-from todo_service.lib.trusted_hosts import AllowedHosts, TrustedHostMiddleware
-from todo_service.settings import Settings, SettingsError
+from todo_service.core.errors import ClientClosedRequest, RequestTimeout
+from todo_service.core.request_context import REQUEST_ID_KEY
+from todo_service.core.settings import Settings, SettingsError
+from todo_service.http.docs_csp import DocsPolicyMiddleware, docs_policies
+from todo_service.http.hosts import AllowedHosts, TrustedHostMiddleware
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

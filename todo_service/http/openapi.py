@@ -13,7 +13,7 @@ from litestar.openapi.plugins import RedocRenderPlugin, ScalarRenderPlugin, Swag
 from litestar.openapi.spec import Example, Tag
 from litestar.router import Router
 
-from todo_service.lib.errors import (
+from todo_service.core.errors import (
     AppError,
     ErrorBody,
     FieldError,
@@ -27,7 +27,7 @@ from todo_service.lib.errors import (
     TokenRevoked,
     ValidationFailed,
 )
-from todo_service.lib.trusted_hosts import InvalidHost
+from todo_service.http.hosts import InvalidHost
 
 if TYPE_CHECKING:
     from litestar import Request

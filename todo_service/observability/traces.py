@@ -49,8 +49,8 @@ from opentelemetry.util.http import sanitize_method
 from opentelemetry.util.re import parse_env_headers
 
 from todo_service import __version__
-from todo_service.lib.logs import redact
-from todo_service.settings import Settings, SettingsError
+from todo_service.core.settings import Settings, SettingsError
+from todo_service.observability.logs import redact
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
@@ -166,7 +166,7 @@ class Tracing:
     def __init__(self, provider: TracerProvider) -> None:
         self.provider = provider
         self.tracer: Tracer = provider.get_tracer("todo_service", __version__)
-        # The statements sent to asyncpg directly (lib/statements.py) make their own CLIENT spans.
+        # The statements sent to asyncpg directly (db/statements.py) make their own CLIENT spans.
         self.db_tracer: Tracer = provider.get_tracer("todo_service.db", __version__)
         self.plugin = OpenTelemetryPlugin(
             OpenTelemetryConfig(

@@ -1,7 +1,7 @@
 """The audit trail: security events, collected during a request and written once it is answered.
 
 Events are written on a connection of their own *after* the request's transaction has been
-committed or rolled back (see :func:`todo_service.lib.database.database_config`), so a refused
+committed or rolled back (see :func:`todo_service.db.database.database_config`), so a refused
 login, whose transaction is rolled back, still leaves its trace, and SQLite never sees two writers
 of one request. Passwords and tokens are never recorded; emails only as a keyed hash.
 """
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
+from todo_service.core.request_context import request_id_of
 from todo_service.db.models import AuditEvent
-from todo_service.lib.request_context import request_id_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from litestar.types import Scope
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from todo_service.lib.request_context import ClientAddress
+    from todo_service.core.request_context import ClientAddress
 
 __all__ = ("AuditLog", "AuditTrail", "Event", "Outcome")
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 
-from todo_service.lib.errors import AppError
-from todo_service.settings import SettingsError
+from todo_service.core.errors import AppError
+from todo_service.core.settings import SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

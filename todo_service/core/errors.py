@@ -14,10 +14,10 @@ import sqlalchemy.exc
 from litestar import MediaType, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
-from todo_service.lib.logs import in_request
-from todo_service.lib.schema import PATTERN_MEANINGS
-from todo_service.lib.statements import connection_lost
-from todo_service.lib.telemetry import record_server_error
+from todo_service.core.schema import PATTERN_MEANINGS
+from todo_service.db.statements import connection_lost
+from todo_service.observability.logs import in_request
+from todo_service.observability.traces import record_server_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -40,7 +40,7 @@ from litestar.enums import ScopeType
 from litestar.logging.config import BaseLoggingConfig
 from litestar.middleware import ASGIMiddleware
 
-from todo_service.lib.request_context import REQUEST_ID_KEY, ClientAddress, request_id_of
+from todo_service.core.request_context import REQUEST_ID_KEY, ClientAddress, request_id_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
     from litestar.types.callable_types import GetLogger
 
-    from todo_service.settings import Settings
+    from todo_service.core.settings import Settings
 
 __all__ = ("ACCESS_LOGGER", "LogHandler", "RequestLogging", "TraceIds", "configure_logging", "in_request", "redact")
 
@@ -268,7 +268,7 @@ class RequestLogging:
     def install(self, app_config: AppConfig) -> AppConfig:
         """``on_app_init`` hook, listed just before ``TransportSecurity.install`` (request id first, then this)."""
         # Imported here: http_headers imports errors, which imports this module (for ``in_request``).
-        from todo_service.lib.http_headers import ensure_request_id  # noqa: PLC0415
+        from todo_service.http.headers import ensure_request_id  # noqa: PLC0415
 
         self.ensure_request_id = ensure_request_id
         app_config.middleware.insert(0, _RequestContext())

@@ -25,8 +25,8 @@ from litestar.params import KwargDefinition
 from litestar.plugins import OpenAPISchemaPlugin, SerializationPlugin
 from litestar.typing import FieldDefinition
 
-from todo_service.lib.errors import FieldError, MalformedRequest, ValidationFailed
-from todo_service.lib.schema import FOLDS_CASE, PATTERN_MEANINGS, RequestBody
+from todo_service.core.errors import FieldError, MalformedRequest, ValidationFailed
+from todo_service.core.schema import FOLDS_CASE, PATTERN_MEANINGS, RequestBody
 
 if TYPE_CHECKING:
     from collections.abc import Generator

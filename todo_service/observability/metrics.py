@@ -51,9 +51,9 @@ from prometheus_client import (
 from sqlalchemy import event
 
 from todo_service import __version__
-from todo_service.lib.errors import InvalidToken, NotAuthenticated, to_app_error
-from todo_service.lib.statements import AsyncpgStatements
-from todo_service.settings import Settings, SettingsError
+from todo_service.core.errors import InvalidToken, NotAuthenticated, to_app_error
+from todo_service.core.settings import Settings, SettingsError
+from todo_service.db.statements import AsyncpgStatements
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
@@ -63,9 +63,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
     from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-    from todo_service.lib.audit import AuditLog, Event, Outcome
-    from todo_service.lib.ratelimit import RateLimiter
-    from todo_service.lib.statements import EngineStatements
+    from todo_service.audit.log import AuditLog, Event, Outcome
+    from todo_service.db.statements import EngineStatements
+    from todo_service.ratelimit.limiter import RateLimiter
 
 __all__ = ("METRICS_PATH", "Metrics", "build_metrics", "watch_pool")
 

@@ -1,0 +1,1 @@
+"""What every feature builds on: settings, the error type, the request context, shared types."""

@@ -1,1 +1,0 @@
-"""Cross-cutting pieces, one concern a module."""
