@@ -49,6 +49,12 @@ lint: sync
     uv run --frozen ruff format --check .
     uv run --frozen mypy
     uv run --frozen hadolint Containerfile
+    uv run --frozen lint-imports
+    uv run --frozen mkdocs build --strict --site-dir site
+
+# Build the docs site into site/ with warnings as errors (`just docs serve` serves it on :8001 with live reload)
+docs command="build": sync
+    if [[ "{{ command }}" == "serve" ]]; then uv run --frozen mkdocs serve --dev-addr 127.0.0.1:8001; else uv run --frozen mkdocs build --strict --site-dir site; fi
 
 # Start the whole stack with docker or podman compose (add `monitoring` for Prometheus and Grafana)
 up *profiles:

@@ -110,8 +110,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     request_logging = configure_logging(settings, trace_ids=current_trace_ids)
     engine = create_engine(settings)
     tracing = build_tracing(settings, engine)  # None without OTEL_EXPORTER_OTLP_ENDPOINT: nothing is installed
-    # The task routes' statements: straight to asyncpg on PostgreSQL (see db/statements.py).
-    statements = create_statements(settings, engine, tracer=tracing.db_tracer if tracing else None)
+    # The task routes' statements: on the driver connection of the engine's pool on PostgreSQL (db/statements.py).
+    statements = create_statements(engine, tracer=tracing.db_tracer if tracing else None)
     audit_log = AuditLog(engine, settings.signing_key)
     db_config = database_config(settings, engine, after_transaction=audit_log.flush)
     client_address = ClientAddress(settings.trusted_proxies)
@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # None when RATE_LIMIT_ENABLED=false: then nothing is installed.
     rate_limiter = build_rate_limiter(settings, on_limited=audit_rate_limited)
     # None when METRICS_ENABLED=false: then nothing is installed (no /metrics, no hooks).
-    metrics = build_metrics(settings, engine, audit_log, rate_limiter, statements)
+    metrics = build_metrics(settings, engine, audit_log, rate_limiter)
     checks = {"database": database_check(engine)}
     if rate_limiter is not None and settings.redis_url:
         checks["redis"] = redis_check(rate_limiter.storage)
@@ -196,7 +196,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=openapi_config(__version__, enabled=settings.docs_enabled),
         request_max_body_size=settings.max_body_bytes,
         lifespan=[session_pruner(session_maker, settings.session_prune_interval_seconds, auth_config.lockout)],
-        on_startup=[wait_for_the_database, passwords.prepare, statements.start],
-        on_shutdown=[passwords.close, statements.close, dispose_engine],
+        on_startup=[wait_for_the_database, passwords.prepare],
+        on_shutdown=[passwords.close, dispose_engine],
         debug=False,
     )

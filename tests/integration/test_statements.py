@@ -1,8 +1,9 @@
 """Single statements without a session: the same rows whichever way they run, and asyncpg's path on its own.
 
-``create_statements`` gives the task routes asyncpg directly on PostgreSQL and an autocommit engine
-connection on SQLite; both must return what SQLAlchemy itself would (types processed both ways),
-and the asyncpg path must behave like SQLAlchemy's pool: bounded waits, outages as 503, spans.
+``create_statements`` gives the task routes the asyncpg connection of a connection borrowed from the
+engine's pool on PostgreSQL and an autocommit engine connection on SQLite; both must return what
+SQLAlchemy itself would (types processed both ways), and the asyncpg path must keep the pool's
+rules: bounded waits, outages as 503, broken or interrupted connections replaced, spans.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
+import sqlalchemy.exc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from sqlalchemy import Integer, bindparam, delete, func, insert, literal, select, text, update
+from sqlalchemy import Integer, bindparam, delete, event, func, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.factories import make_settings
@@ -43,14 +45,11 @@ NOW = datetime(2030, 5, 17, 9, 30, tzinfo=UTC)
 async def started_statements(
     settings: Settings, tracer: Tracer | None = None
 ) -> AsyncIterator[AsyncpgStatements | EngineStatements]:
-    """The statements an app on ``settings`` runs on, started; closed with their engine afterwards."""
+    """The statements an app on ``settings`` runs on; their engine disposed afterwards."""
     engine = create_engine(settings)
-    statements = create_statements(settings, engine, tracer=tracer)
-    await statements.start()
     try:
-        yield statements
+        yield create_statements(engine, tracer=tracer)
     finally:
-        await statements.close()
         await engine.dispose()
 
 
@@ -154,7 +153,7 @@ async def test_bind_processing_refuses_what_sqlalchemy_refuses(runner: AsyncpgSt
 async def test_the_statements_of_sqlite_share_the_engine(database_url: str, backend: str) -> None:
     engine = create_engine(make_settings(database_url))
     try:
-        statements = create_statements(make_settings(database_url), engine)
+        statements = create_statements(engine)
         expected = AsyncpgStatements if backend == "postgresql" else EngineStatements
         assert type(statements) is expected
     finally:
@@ -201,15 +200,18 @@ async def test_each_statement_is_compiled_once_and_the_oldest_dropped(
     assert list(postgres_statements._compiled) == others  # PLUS, the oldest, made room
 
 
-async def test_checkouts_are_reported_and_the_pool_stays_bounded(postgres_statements: AsyncpgStatements) -> None:
+async def test_statements_borrow_the_engine_pool_and_stay_within_it(postgres_statements: AsyncpgStatements) -> None:
+    engine = postgres_statements.engine
     deltas: list[int] = []
-    postgres_statements.on_checkout = deltas.append
+    event.listen(engine.sync_engine, "checkout", lambda *_: deltas.append(1))
+    event.listen(engine.sync_engine, "checkin", lambda *_: deltas.append(-1))
     sleeping = select(func.pg_sleep(0.3))
-    # Three statements at once on a pool of two: the third waits for a connection (1 s at most).
+    # Three statements at once on the engine's pool of two: the third waits for a connection (1 s at most).
     results = await asyncio.gather(*(postgres_statements.one(sleeping, {}) for _ in range(3)))
     assert len(results) == 3
     assert sorted(deltas) == [-1, -1, -1, 1, 1, 1]
     assert max(_running_sums(deltas)) == 2
+    assert engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 def _running_sums(deltas: list[int]) -> list[int]:
@@ -225,7 +227,7 @@ async def test_an_exhausted_pool_is_a_503_after_the_pool_timeout(postgres_statem
     waits = [asyncio.create_task(postgres_statements.one(sleeping, {})) for _ in range(2)]
     await asyncio.sleep(0.2)
     try:
-        with pytest.raises(TimeoutError) as caught:
+        with pytest.raises(sqlalchemy.exc.TimeoutError) as caught:
             await postgres_statements.one(PLUS, {"a": 1, "b": 1})
     finally:
         await asyncio.gather(*waits)
@@ -241,19 +243,49 @@ async def test_a_database_that_is_down_is_a_503(postgres_admin_url: str) -> None
     assert isinstance(to_app_error(caught.value), ServiceUnavailable)
 
 
-async def test_statements_need_a_started_pool(postgres_admin_url: str) -> None:
-    engine = create_engine(make_settings(postgres_admin_url))
-    statements = create_statements(make_settings(postgres_admin_url), engine)
+PID = select(func.pg_backend_pid())
+
+
+async def test_a_connection_killed_under_a_statement_is_replaced_not_lent_again(
+    postgres_statements: AsyncpgStatements, postgres_admin_url: str
+) -> None:
+    first = await postgres_statements.one(PID, {})
+    assert first is not None
+    admin = await asyncpg.connect(postgres_admin_url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        with pytest.raises(RuntimeError, match="before start"):
-            await statements.one(PLUS, {"a": 1, "b": 1})
-        await statements.start()
-        await statements.close()
-        await statements.close()  # twice is harmless
-        with pytest.raises(RuntimeError, match="after close"):
-            await statements.one(PLUS, {"a": 1, "b": 1})
+        # Both pooled connections (the fixture's pool holds two) are killed from outside.
+        second = await asyncio.gather(
+            *(postgres_statements.one(select(func.pg_backend_pid(), func.pg_sleep(0.1)), {}) for _ in range(2))
+        )
+        pids = {row[0] for row in second if row is not None}
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", list(pids))
     finally:
-        await engine.dispose()
+        await admin.close()
+    failures = 0
+    for _ in range(4):  # at most each dead connection fails once; then the pool has opened new ones
+        try:
+            row = await postgres_statements.one(PID, {})
+        except Exception as exc:  # noqa: BLE001
+            assert connection_lost(exc), exc  # noqa: PT017
+            failures += 1
+        else:
+            assert row is not None
+            assert row[0] not in pids
+    assert failures <= 2
+    assert await postgres_statements.one(PLUS, {"a": 2, "b": 2}) == (4,)
+
+
+async def test_a_statement_cancelled_mid_flight_leaves_a_usable_pool(postgres_statements: AsyncpgStatements) -> None:
+    running = asyncio.create_task(postgres_statements.one(select(func.pg_sleep(5)), {}))
+    await asyncio.sleep(0.3)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # Every connection of the pool (two) answers at once: none is stuck in the cancelled operation.
+    async with asyncio.timeout(3):
+        rows = await asyncio.gather(*(postgres_statements.one(PLUS, {"a": n, "b": 1}) for n in range(4)))
+    assert rows == [(1,), (2,), (3,), (4,)]
+    assert postgres_statements.engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
 
 
 async def test_what_only_sqlalchemy_can_run_is_refused(postgres_statements: AsyncpgStatements) -> None:

@@ -65,7 +65,7 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -
 
 
 def _postgres_connect_args(settings: Settings) -> dict[str, Any]:
-    """What every PostgreSQL connection is opened with (the engine's and the statements' pools)."""
+    """What every PostgreSQL connection of the engine's pool is opened with."""
     connect_args: dict[str, Any] = {
         "timeout": settings.db_pool_timeout,
         # Small OLTP queries gain nothing from JIT compilation and pay for its planning.
@@ -96,23 +96,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def create_statements(
-    settings: Settings, engine: AsyncEngine, tracer: Tracer | None = None
-) -> AsyncpgStatements | EngineStatements:
-    """How the single-statement routes run: on asyncpg directly for PostgreSQL, else on ``engine``.
+def create_statements(engine: AsyncEngine, tracer: Tracer | None = None) -> AsyncpgStatements | EngineStatements:
+    """How the single-statement routes run: on the driver connection of the engine's pool for PostgreSQL.
 
-    On PostgreSQL the statements get a pool of their own, up to ``DB_POOL_SIZE + DB_MAX_OVERFLOW``
-    connections, beside the engine's (which serves sessions: sign-up, login, accounts, admin).
+    Either way there is one pool per process, the engine's, shared with the sessions (sign-up,
+    login, accounts, admin).
     """
     if engine.dialect.name != "postgresql":
         return EngineStatements(engine)
-    return AsyncpgStatements(
-        engine,
-        connect_args=_postgres_connect_args(settings),
-        max_size=settings.db_pool_size + settings.db_max_overflow,
-        acquire_timeout=settings.db_pool_timeout,
-        tracer=tracer,
-    )
+    return AsyncpgStatements(engine, tracer=tracer)
 
 
 async def wait_for_database(engine: AsyncEngine, *, attempts: int, first_pause: float) -> None:

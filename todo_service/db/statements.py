@@ -6,11 +6,10 @@ statements are SQLAlchemy Core, built once at import with ``bindparam`` placehol
 only supplies their values. Three ways to run them, one interface (:class:`Statements`):
 
 - :class:`AsyncpgStatements` (PostgreSQL): each statement is compiled once for the engine's own
-  asyncpg dialect (same SQL, same type processing as SQLAlchemy would apply) and sent straight to
-  an asyncpg pool, where it stays prepared on each connection. Measured on this machine (a loop
-  of reads by primary key): one pooled SELECT costs ~60 µs of CPU this way, ~255 µs through an
-  SQLAlchemy connection (pool checkout, greenlet, execution context, result object) and ~355 µs
-  with the transaction the ORM session opens around it (BEGIN and COMMIT are two more round trips).
+  asyncpg dialect (same SQL, same type processing as SQLAlchemy would apply, through public
+  API) and run on the asyncpg connection of a connection borrowed from the engine's pool, where
+  it stays prepared. The ADR docs/adr/0002-task-statements-on-a-borrowed-driver-connection.md
+  measures this beside the canonical ways (Core and the repository on the engine, the ORM session).
 - :class:`EngineStatements` (SQLite, or any engine): an autocommit connection of the engine per
   statement; SQLAlchemy's own instrumentation and pool events see it as usual.
 - :class:`SessionStatements`: inside a request's ORM session (its transaction), for the services
@@ -103,12 +102,6 @@ class EngineStatements:
         async with self.engine.connect() as connection:
             return int((await connection.execute(statement, params)).rowcount)
 
-    async def start(self) -> None:
-        """Nothing to open: the engine's pool is shared with the rest of the app."""
-
-    async def close(self) -> None:
-        """Nothing to close (the engine is disposed with the app)."""
-
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -160,54 +153,31 @@ class _Compiled:
 
 
 class AsyncpgStatements:
-    """Statements on an asyncpg pool of their own (PostgreSQL), prepared once per connection.
+    """Statements on the asyncpg connection of one of the engine's pooled connections (PostgreSQL).
 
-    The pool opens connections on demand (none at start: a database that is down fails requests
-    with 503, not the start) and keeps up to ``max_size``; acquiring one waits at most
-    ``acquire_timeout`` seconds (then 503, like SQLAlchemy's pool timeout).
+    There is one pool per process, the engine's: a statement checks a connection out through
+    SQLAlchemy's public API (``AsyncEngine.connect()``, then ``get_raw_connection()``), runs on
+    its ``driver_connection`` (where asyncpg keeps it prepared), and checks it back in. No
+    transaction is opened, so the check-in's reset is a no-op, and the pool's size, timeout (503),
+    recycling and checkout events (metrics) are the engine's. A connection that broke under a
+    statement is invalidated, so the pool replaces it instead of lending it on (a statement
+    cancelled mid-flight needs nothing: asyncpg cancels it on the server and the connection stays usable).
+    docs/adr/0002-task-statements-on-a-borrowed-driver-connection.md has the measured cost.
     """
 
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        *,
-        connect_args: Mapping[str, Any],
-        max_size: int,
-        acquire_timeout: float,
-        tracer: Tracer | None = None,
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, *, tracer: Tracer | None = None) -> None:
+        self.engine = engine
         self.dialect = engine.dialect
-        cargs, cparams = self.dialect.create_connect_args(engine.url)
-        self._connect = {**dict(cparams), **connect_args}
-        self._connect.pop("prepared_statement_cache_size", None)  # an option of SQLAlchemy's adapter
-        assert not cargs  # the asyncpg dialect passes everything by name  # noqa: S101
-        self.max_size = max_size
-        self._timeout = acquire_timeout
-        self._pool: asyncpg.Pool | None = None
         self._compiled: dict[Executable, _Compiled] = {}
         self._tracer = tracer
-        self._database = str(self._connect.get("database") or "")
+        url = engine.url
+        self._database = url.database or ""
         self._span_attributes: dict[str, AttributeValue] = {
             "db.system": "postgresql",
             "db.name": self._database,
-            "net.peer.name": str(self._connect.get("host") or ""),
-            "net.peer.port": int(self._connect.get("port") or 5432),
+            "net.peer.name": url.host or "",
+            "net.peer.port": url.port or 5432,
         }
-        # Metrics: called with +1 when a connection is taken from the pool and -1 when it returns.
-        self.on_checkout: Callable[[int], None] | None = None
-
-    async def start(self) -> None:
-        """Create the pool (at app start-up; it connects on first use)."""
-        if self._pool is None:
-            self._pool = await asyncpg.create_pool(
-                min_size=0, max_size=self.max_size, reset=_keep_session, **self._connect
-            )
-
-    async def close(self) -> None:
-        """Close the pool's connections (at app shutdown)."""
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
 
     async def one(self, statement: Executable, params: Params) -> Row | None:
         """The statement's only row, or None."""
@@ -234,9 +204,6 @@ class AsyncpgStatements:
         return compiled
 
     async def _run(self, compiled: _Compiled, params: Params, method: str) -> Any:  # noqa: ANN401
-        if self._pool is None:
-            msg = "AsyncpgStatements used before start() or after close()"
-            raise RuntimeError(msg)
         arguments = compiled.arguments(params)
         tracer = self._tracer
         if tracer is None or not is_instrumentation_enabled():
@@ -252,25 +219,14 @@ class AsyncpgStatements:
                 raise
 
     async def _call(self, sql: str, arguments: list[Any], method: str) -> Any:  # noqa: ANN401
-        assert self._pool is not None  # noqa: S101
-        connection = await self._pool.acquire(timeout=self._timeout)
-        if self.on_checkout is not None:
-            self.on_checkout(1)
-        try:
-            return await getattr(connection, method)(sql, *arguments)
-        finally:
-            if self.on_checkout is not None:  # before the release: it may hand the connection on at once
-                self.on_checkout(-1)
-            await self._pool.release(connection)
-
-
-async def _keep_session(_: asyncpg.Connection) -> None:
-    """Nothing to undo when a connection returns to the pool: these statements never change session state.
-
-    asyncpg's default reset sends ``RESET ALL``, ``UNLISTEN *``, ... on every release: one more
-    round trip per statement. asyncpg still rolls back a transaction left open, which never happens
-    here (no statement opens one).
-    """
+        async with self.engine.connect() as connection:
+            pooled = await connection.get_raw_connection()
+            try:
+                return await getattr(pooled.driver_connection, method)(sql, *arguments)
+            except Exception as exc:
+                if connection_lost(exc):  # the pool must not lend it again
+                    await connection.invalidate(exc)
+                raise
 
 
 # asyncpg's protocol state machine, after the connection broke under an operation: the protocol is

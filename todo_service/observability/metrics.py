@@ -9,8 +9,8 @@ get a 401 in the contract's error body. The service's own JWTs do not open it.
   (``/api/v1/users/{user_id}/tasks/{task_id}``), never a raw path (litestar#4891).
   Requests that match no route (404, 405) never reach app middleware: a ``before_send`` hook counts
   them in one family labelled by status code only, so scanners cannot mint series either.
-- Database pools: checked-out connections, kept from the engine's pool checkout/checkin events and
-  the statements' asyncpg pool (a callback gauge cannot work in multiprocess mode), and their size.
+- The database pool (one per process, the engine's): checked-out connections, kept from its
+  checkout/checkin events (a callback gauge cannot work in multiprocess mode), and its size.
 - Rate-limit rejections by rule and audit events by event and outcome (login failures, lockouts,
   blocked logins, rate-limit hits, ...), counted by hooks where they happen.
 - Dependencies: ``todo_dependency_up{dependency}``, 1 or 0 as the last readiness probe found it
@@ -53,7 +53,6 @@ from sqlalchemy import event
 from todo_service import __version__
 from todo_service.core.errors import InvalidToken, NotAuthenticated, to_app_error
 from todo_service.core.settings import Settings, SettingsError
-from todo_service.db.statements import AsyncpgStatements
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
@@ -64,7 +63,6 @@ if TYPE_CHECKING:
     from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
     from todo_service.audit.log import AuditLog, Event, Outcome
-    from todo_service.db.statements import EngineStatements
     from todo_service.ratelimit.limiter import RateLimiter
 
 __all__ = ("METRICS_PATH", "Metrics", "build_metrics", "watch_pool")
@@ -240,10 +238,6 @@ def _pool_return(_: DBAPIConnection | None, entry: ConnectionPoolEntry) -> None:
         families().pool_checked_out.dec()
 
 
-def _count_checkout(delta: int) -> None:
-    families().pool_checked_out.inc(delta)
-
-
 def watch_pool(engine: AsyncEngine) -> None:
     """Keep ``todo_db_pool_checked_out`` from the engine's pool events (they survive ``dispose()``)."""
     event.listen(engine.sync_engine, "checkout", _pool_checkout)
@@ -282,7 +276,6 @@ class Metrics:
         self.engine = engine
         self.token = settings.metrics_token.encode() if settings.metrics_token else None
         self._pool_size = 0
-        self.extra_pool_size = 0  # the statements' asyncpg pool, on PostgreSQL
 
     def install(self, app_config: AppConfig) -> AppConfig:
         """``on_app_init`` hook; list it before the transport hooks, after JWT and the rate limiter.
@@ -334,7 +327,7 @@ class Metrics:
         metrics = families()
         metrics.build_info.labels(__version__, platform.python_version()).set(1)
         size = getattr(self.engine.sync_engine.pool, "size", None)
-        self._pool_size = (size() if callable(size) else 0) + self.extra_pool_size
+        self._pool_size = size() if callable(size) else 0
         metrics.pool_size.inc(self._pool_size)
 
     async def _stopped(self) -> None:
@@ -348,9 +341,8 @@ def build_metrics(
     engine: AsyncEngine,
     audit_log: AuditLog,
     rate_limiter: RateLimiter | None,
-    statements: AsyncpgStatements | EngineStatements | None = None,
 ) -> Metrics | None:
-    """The app's metrics, hooked into the audit log, the rate limiter and the pools (engine's, statements').
+    """The app's metrics, hooked into the audit log, the rate limiter and the engine's pool.
 
     None when ``METRICS_ENABLED`` is false: then nothing is installed or hooked.
 
@@ -361,9 +353,6 @@ def build_metrics(
         return None
     metrics = Metrics(settings, engine)
     watch_pool(engine)
-    if isinstance(statements, AsyncpgStatements):  # its own pool, beside the engine's
-        statements.on_checkout = _count_checkout
-        metrics.extra_pool_size = statements.max_size
     audit_log.on_record = metrics.count_audit_event
     if rate_limiter is not None:
         rate_limiter.on_rejected = metrics.count_rejection
