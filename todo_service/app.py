@@ -5,7 +5,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request
@@ -13,7 +13,7 @@ from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.types import Scope
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_scoped_session, async_sessionmaker
 
 from todo_service import __version__
 from todo_service.admin.controllers import AdminController
@@ -40,6 +40,7 @@ from todo_service.ratelimit.limiter import build_rate_limiter
 from todo_service.system.controllers import SystemController
 from todo_service.system.services import ReadinessProbe, database_check, redis_check
 from todo_service.tasks.controllers import TaskController
+from todo_service.tasks.repository import TaskRepository, task_scope
 from todo_service.tasks.services import TaskService
 from todo_service.users.controllers import UserController
 
@@ -167,6 +168,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
     session_maker = db_config.create_session_maker()
+    # One per app; its inherited Advanced Alchemy methods get a session per asyncio task, from the
+    # plugin's own session maker (an async_sessionmaker, typed as a plain callable by the plugin).
+    scoped = async_scoped_session(cast("async_sessionmaker[AsyncSession]", session_maker), task_scope)
+    task_repository = TaskRepository(statements=statements, session=scoped)
     context = AppContext(engine=engine, session_maker=session_maker, auth_config=auth_config, audit_log=audit_log)
 
     return Litestar(
@@ -190,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "auth_config": _singleton(auth_config),
             "audit": Provide(provide_audit, sync_to_thread=False),
             "readiness": _singleton(readiness),
-            "task_service": _singleton(TaskService(statements)),
+            "task_service": _singleton(TaskService(task_repository)),
         },
         exception_handlers={Exception: exception_to_response},
         openapi_config=openapi_config(__version__, enabled=settings.docs_enabled),

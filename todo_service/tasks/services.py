@@ -1,247 +1,41 @@
-"""Tasks: each operation is one SQL statement that also carries the caller's permission.
+"""Tasks: the rules of the task routes, over :class:`~todo_service.tasks.repository.TaskRepository`.
 
-Ownership lives in the ``WHERE`` clause (``user_id`` and :func:`~todo_service.auth.access.guard`),
-so another user's task and a missing one are the same empty result, answered with the same 404.
-
-Every statement is built once, with placeholders (listings once per set of filters and sort
-order, kept in a bounded cache), and runs on :class:`~todo_service.db.statements.Statements`:
-no ORM session, no transaction around a single statement, no statement built per request.
+The repository answers None when a statement found nothing it may touch; the service tells the
+caller why (:func:`~todo_service.auth.access.refuse`: a 404 for a task that is not there or not
+theirs, a 403 or 401 when their own permission is the reason).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from functools import cache, lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from sqlalchemy import (
-    Boolean,
-    ColumnElement,
-    Select,
-    String,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
-
-from todo_service.auth.access import caller_params, explain_refusal, guard, refuse
-from todo_service.core.errors import Forbidden, TaskNotFound
-from todo_service.core.pagination import Page, PageQuery, fetch_page
-from todo_service.db.models import Priority, Task
+from todo_service.auth.access import refuse
+from todo_service.core.errors import AppError, Forbidden, TaskNotFound
+from todo_service.core.pagination import Page
+from todo_service.tasks.repository import as_utc
 from todo_service.tasks.schemas import TaskRead
 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from sqlalchemy.orm import InstrumentedAttribute
-    from sqlalchemy.sql import Delete, Insert, Update
-    from sqlalchemy.sql.elements import BindParameter, UnaryExpression
-
     from todo_service.auth.access import Caller
-    from todo_service.db.statements import Statements
+    from todo_service.tasks.repository import TaskRepository
     from todo_service.tasks.schemas import TaskCreate, TaskFilters
 
-__all__ = ("TASK_COLUMNS", "TaskService")
-
-# The columns of TaskRead, in its field order.
-TASK_COLUMNS = (
-    Task.id,
-    Task.user_id,
-    Task.title,
-    Task.description,
-    Task.completed,
-    Task.priority,
-    Task.due_date,
-    Task.completed_at,
-    Task.created_at,
-    Task.updated_at,
-)
-_COLUMNS = Task.__table__.c
-_PRIORITY_RANK = case({p.value: rank for rank, p in enumerate(Priority)}, value=Task.priority)
-_SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
-    "created_at": Task.created_at,
-    "updated_at": Task.updated_at,
-    "due_date": Task.due_date,
-    "priority": _PRIORITY_RANK,
-    "title": Task.title,
-    "completed": Task.completed,
-}
-# Placeholders of the statements below.
-OWNER, TASK, NOW = "owner_id", "task_id", "now"
-_LIKE_ESCAPE = "/"  # as SQLAlchemy's autoescape: a backslash would need escaping in PostgreSQL's literal
-
-
-def _now() -> BindParameter[datetime]:
-    """The request's clock, as a placeholder (one value per statement)."""
-    return bindparam(NOW, type_=_COLUMNS["updated_at"].type)
-
-
-def _order_by(sort: tuple[str, ...]) -> list[UnaryExpression[Any]]:
-    """``("-due_date", "priority")`` → ORDER BY clauses; tasks without a due date come last; id breaks ties."""
-    clauses: list[UnaryExpression[Any]] = []
-    for key in sort:
-        descending = key.startswith("-")
-        column = _SORTABLE[key.lstrip("-")]
-        clause = column.desc() if descending else column.asc()
-        clauses.append(clause.nulls_last() if key.lstrip("-") == "due_date" else clause)
-    clauses.append(Task.id.desc() if sort[0].startswith("-") else Task.id.asc())
-    return clauses
-
-
-class _Shape(NamedTuple):
-    """Which filters a listing uses (their values are parameters): the key of its statements."""
-
-    completed: bool
-    priority: bool
-    search: bool
-    due_before: bool
-    due_after: bool
-    overdue: bool | None
-
-    @classmethod
-    def of(cls, filters: TaskFilters) -> _Shape:
-        return cls(
-            completed=filters.completed is not None,
-            priority=filters.priority is not None,
-            search=bool(filters.search),
-            due_before=filters.due_before is not None,
-            due_after=filters.due_after is not None,
-            overdue=filters.overdue,
-        )
-
-
-def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
-    """The WHERE conditions of a listing (always scoped to the owner), with placeholders."""
-    conditions: list[ColumnElement[bool]] = [Task.user_id == bindparam(OWNER)]
-    if shape.completed:
-        conditions.append(Task.completed == bindparam("completed"))
-    if shape.priority:
-        conditions.append(Task.priority == bindparam("priority"))
-    if shape.search:
-        # The pattern is escaped in Python (see _like_pattern): '%' and '_' match themselves.
-        pattern = func.lower(bindparam("search", type_=String))
-        conditions.append(
-            or_(
-                func.lower(Task.title).like(pattern, escape=_LIKE_ESCAPE),
-                func.lower(Task.description).like(pattern, escape=_LIKE_ESCAPE),
-            )
-        )
-    if shape.due_before:
-        conditions.append(Task.due_date < bindparam("due_before"))
-    if shape.due_after:
-        conditions.append(Task.due_date > bindparam("due_after"))
-    if shape.overdue is True:
-        conditions.extend([Task.due_date < _now(), Task.completed.is_(False)])
-    elif shape.overdue is False:
-        conditions.append(or_(Task.due_date.is_(None), Task.due_date >= _now(), Task.completed.is_(True)))
-    return conditions
-
-
-@lru_cache(maxsize=256)
-def _listing(shape: _Shape, sort: tuple[str, ...], *, own: bool) -> PageQuery:
-    return PageQuery.build(
-        source=Task.__table__,
-        columns=TASK_COLUMNS,
-        where=_conditions(shape),
-        guard=guard(own=own, write=False),
-        order_by=_order_by(sort),
-    )
-
-
-def _listing_params(filters: TaskFilters) -> dict[str, Any]:
-    params: dict[str, Any] = {"now": datetime.now(UTC)} if filters.overdue is not None else {}
-    if filters.completed is not None:
-        params["completed"] = filters.completed
-    if filters.priority is not None:
-        params["priority"] = filters.priority
-    if filters.search:
-        params["search"] = _like_pattern(filters.search)
-    if filters.due_before is not None:
-        params["due_before"] = _as_utc(filters.due_before)
-    if filters.due_after is not None:
-        params["due_after"] = _as_utc(filters.due_after)
-    return params
-
-
-def _like_pattern(text: str) -> str:
-    """``50%_off`` → ``%50/%/_off%``: a substring match (lower-cased in SQL), wildcards taken literally."""
-    escaped = (
-        text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2).replace("%", _LIKE_ESCAPE + "%").replace("_", _LIKE_ESCAPE + "_")
-    )
-    return f"%{escaped}%"
-
-
-@cache
-def _get(*, own: bool) -> Select[Any]:
-    return select(*TASK_COLUMNS).where(
-        Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=False)
-    )
-
-
-_CREATED = tuple(column.key for column in TASK_COLUMNS)  # an INSERT gives every column
-
-
-@cache
-def _create(*, own: bool) -> Insert:
-    """INSERT … SELECT guarded by the caller's permission: no row is inserted when it is refused."""
-    values = [bindparam(name, type_=_COLUMNS[name].type) for name in _CREATED]
-    source = select(*values).where(guard(own=own, write=True))
-    return insert(Task).from_select(list(_CREATED), source).returning(*TASK_COLUMNS)
-
-
-@lru_cache(maxsize=128)
-def _update(fields: frozenset[str], *, own: bool) -> Update:
-    """An UPDATE … RETURNING of ``fields``; completion stamps ``completed_at`` (first completion wins)."""
-    values: dict[str, Any] = {name: bindparam(f"set_{name}", type_=_COLUMNS[name].type) for name in fields}
-    if "completed" in fields:
-        done = bindparam("set_completed", type_=Boolean)
-        values["completed_at"] = case((done, func.coalesce(Task.completed_at, _now())), else_=None)
-    # A write that changes nothing (completing a completed task, a PUT of what a GET returned) leaves
-    # updated_at alone; with nothing to change the statement still runs: it checks the caller may write.
-    # (Own parameters: PostgreSQL deduces one type per parameter, and SET and IS DISTINCT FROM differ.)
-    values["updated_at"] = Task.updated_at
-    if fields:
-        changes = [
-            _COLUMNS[name].is_distinct_from(bindparam(f"was_{name}", type_=_COLUMNS[name].type)) for name in fields
-        ]
-        values["updated_at"] = case((or_(*changes), _now()), else_=Task.updated_at)
-    return (
-        update(Task)
-        .where(Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=True))
-        .values(values)
-        .returning(*TASK_COLUMNS)
-    )
-
-
-@cache
-def _delete(*, own: bool) -> Delete:
-    return delete(Task).where(Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=True))
+__all__ = ("TaskService",)
 
 
 class TaskService:
-    """A user's tasks, on the app's statement runner (one per app, shared by all requests)."""
+    """A user's tasks. One per app, shared by every request."""
 
-    def __init__(self, statements: Statements) -> None:
-        self.statements = statements
+    def __init__(self, repository: TaskRepository) -> None:
+        self.repository = repository
 
     async def list_page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> Page[TaskRead]:
         """One page of ``owner_id``'s tasks and the total, in one round trip (two past the last page)."""
-        query = _listing(_Shape.of(filters), filters.sort, own=owner_id == caller.user_id)
-        params = {**caller_params(caller), OWNER: owner_id, **_listing_params(filters)}
-        rows, total = await fetch_page(
-            self.statements,
-            query,
-            params,
-            page=filters.page,
-            limit=filters.limit,
-            on_empty=lambda: explain_refusal(self.statements, caller, owner_id=owner_id),
-        )
+        rows, total = await self.repository.page(caller, owner_id, filters)
         return Page.of([TaskRead(*row) for row in rows], total=total, page=filters.page, limit=filters.limit)
 
     async def get_task(self, caller: Caller, owner_id: UUID, task_id: UUID) -> TaskRead:
@@ -250,32 +44,29 @@ class TaskService:
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
         """
-        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id}
-        row = await self.statements.one(_get(own=owner_id == caller.user_id), params)
+        row = await self.repository.one(caller, owner_id, task_id)
         if row is None:
-            await refuse(self.statements, caller, owner_id=owner_id, write=False, otherwise=TaskNotFound())
+            await self._refuse(caller, owner_id, write=False, otherwise=TaskNotFound())
         return TaskRead(*row)
 
     async def create_task(self, caller: Caller, owner_id: UUID, data: TaskCreate) -> TaskRead:
         """Add a task to ``owner_id``'s list (one INSERT … SELECT, guarded by the caller's permission)."""
         now = datetime.now(UTC)
-        params = {
-            **caller_params(caller),
+        values = {
             "id": uuid.uuid4(),
-            "user_id": owner_id,
             "title": data.title,
             "description": data.description,
             "completed": data.completed,
             "priority": data.priority,
-            "due_date": _as_utc(data.due_date),
+            "due_date": as_utc(data.due_date),
             "completed_at": now if data.completed else None,
             "created_at": now,
             "updated_at": now,
         }
-        row = await self.statements.one(_create(own=owner_id == caller.user_id), params)
+        row = await self.repository.insert(caller, owner_id, values)
         if row is None:
             # Allowed now but refused a moment ago means the caller's role changed in between.
-            await refuse(self.statements, caller, owner_id=owner_id, write=True, otherwise=Forbidden())
+            await self._refuse(caller, owner_id, write=True, otherwise=Forbidden())
         return TaskRead(*row)
 
     async def update_task(self, caller: Caller, owner_id: UUID, task_id: UUID, changes: dict[str, Any]) -> TaskRead:
@@ -285,14 +76,10 @@ class TaskService:
             TaskNotFound: no such task, or it belongs to someone else.
         """
         if "due_date" in changes:
-            changes = {**changes, "due_date": _as_utc(changes["due_date"])}
-        statement = _update(frozenset(changes), own=owner_id == caller.user_id)
-        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, NOW: datetime.now(UTC)}
-        params.update({f"set_{name}": value for name, value in changes.items()})
-        params.update({f"was_{name}": value for name, value in changes.items()})
-        row = await self.statements.one(statement, params)
+            changes = {**changes, "due_date": as_utc(changes["due_date"])}
+        row = await self.repository.update_fields(caller, owner_id, task_id, changes, datetime.now(UTC))
         if row is None:
-            await refuse(self.statements, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
+            await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
         return TaskRead(*row)
 
     async def complete(self, caller: Caller, owner_id: UUID, task_id: UUID, *, completed: bool) -> TaskRead:
@@ -305,13 +92,8 @@ class TaskService:
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
         """
-        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id}
-        if await self.statements.affected(_delete(own=owner_id == caller.user_id), params) == 0:
-            await refuse(self.statements, caller, owner_id=owner_id, write=True, otherwise=TaskNotFound())
+        if not await self.repository.remove(caller, owner_id, task_id):
+            await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
 
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    """Datetimes without an offset are taken as UTC (the API documents this)."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+    async def _refuse(self, caller: Caller, owner_id: UUID, *, write: bool, otherwise: AppError) -> NoReturn:
+        await refuse(self.repository.statements, caller, owner_id=owner_id, write=write, otherwise=otherwise)
