@@ -60,8 +60,9 @@ PROSE: dict[str, dict[str, str]] = {
     "Database": {
         "database_url": "`postgresql+asyncpg://...` or `sqlite+aiosqlite:///...`; plain `postgresql://`, "
         "`postgres://` and `sqlite://` get the async driver added.",
-        "db_pool_size": "PostgreSQL connections the process's one pool keeps open.",
-        "db_max_overflow": "Extra PostgreSQL connections the pool may open under load.",
+        "db_pool_size": "PostgreSQL connections of the process's one pool (opened on demand, then kept).",
+        "db_max_overflow": "More PostgreSQL connections the pool may open under load; it keeps them too "
+        "(see docs/operations.md).",
         "db_pool_timeout": "Seconds a request waits for a pooled connection, and a new connection may take to "
         "connect; then 503 `SERVICE_UNAVAILABLE` with `Retry-After: 5`.",
         "db_echo": "Log every SQL statement (never the values it was given).",

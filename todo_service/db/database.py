@@ -88,8 +88,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.db_echo,
         # Statement parameters (task titles, emails, hashes) never appear in errors or in echo.
         hide_parameters=True,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
+        # DB_POOL_SIZE + DB_MAX_OVERFLOW connections at most, opened on demand and kept: a pool that
+        # closes "overflow" connections as they return would have to await the driver there, which
+        # the task statements' synchronous check-in cannot (db/statements.py, docs/adr/0002).
+        pool_size=settings.db_pool_size + settings.db_max_overflow,
+        max_overflow=0,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=1800,
         connect_args=_postgres_connect_args(settings),

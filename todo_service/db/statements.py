@@ -1,7 +1,7 @@
 """Single Core statements, run without an ORM session: the hot path of the task routes.
 
 Every task route is one SQL statement that carries its own permission check (see
-:mod:`todo_service.auth.access`), so it needs no transaction, no session and no ORM object. The
+:mod:`todo_service.security.access`), so it needs no transaction, no session and no ORM object. The
 statements are SQLAlchemy Core, built once at import with ``bindparam`` placeholders; a request
 only supplies their values. Three ways to run them, one interface (:class:`Statements`):
 
@@ -156,10 +156,11 @@ class AsyncpgStatements:
     """Statements on the asyncpg connection of one of the engine's pooled connections (PostgreSQL).
 
     There is one pool per process, the engine's: a statement checks a connection out through
-    SQLAlchemy's public API (``AsyncEngine.connect()``, then ``get_raw_connection()``), runs on
-    its ``driver_connection`` (where asyncpg keeps it prepared), and checks it back in. No
-    transaction is opened, so the check-in's reset is a no-op, and the pool's size, timeout (503),
-    recycling and checkout events (metrics) are the engine's. A connection that broke under a
+    SQLAlchemy's public API (``AsyncEngine.raw_connection()``), runs on its ``driver_connection``
+    (where asyncpg keeps it prepared), and checks it back in (``close()``). No transaction is
+    opened, so the check-in's reset is a no-op, and the pool's size, timeout (503), recycling and
+    checkout events (metrics) are the engine's. ``AsyncEngine.connect()`` would cost twice the CPU
+    (an ``AsyncConnection``, three greenlet switches and a task per statement). A connection that broke under a
     statement is invalidated, so the pool replaces it instead of lending it on (a statement
     cancelled mid-flight needs nothing: asyncpg cancels it on the server and the connection stays usable).
     docs/adr/0002-task-statements-on-a-borrowed-driver-connection.md has the measured cost.
@@ -219,14 +220,17 @@ class AsyncpgStatements:
                 raise
 
     async def _call(self, sql: str, arguments: list[Any], method: str) -> Any:  # noqa: ANN401
-        async with self.engine.connect() as connection:
-            pooled = await connection.get_raw_connection()
-            try:
-                return await getattr(pooled.driver_connection, method)(sql, *arguments)
-            except Exception as exc:
-                if connection_lost(exc):  # the pool must not lend it again
-                    await connection.invalidate(exc)
-                raise
+        pooled = await self.engine.raw_connection()  # the engine's pool: its size, timeout, recycling, events
+        try:
+            return await getattr(pooled.driver_connection, method)(sql, *arguments)
+        except Exception as exc:
+            if connection_lost(exc):  # the pool must not lend it again
+                pooled.invalidate(exc)
+            raise
+        finally:
+            # No transaction was opened, so the pool's reset on return has nothing to do, and the
+            # pool never closes a connection on return (see create_engine): this needs no await.
+            pooled.close()
 
 
 # asyncpg's protocol state machine, after the connection broke under an operation: the protocol is
