@@ -21,11 +21,11 @@ migrate: sync
 run host="127.0.0.1" port="8000": migrate
     uv run --frozen todo-service run --host {{ host }} --port {{ port }}
 
-# The whole test suite, on SQLite and a real PostgreSQL (and a real Redis), with coverage (>= 90%, auth code 100%)
+# The whole test suite, on SQLite and a real PostgreSQL (and a real Redis), with coverage (>= 90%, auth and security code 100%)
 test *args: sync _servers
     uv run --frozen pytest --cov --cov-report=term-missing:skip-covered --cov-fail-under=90 {{ args }}
-    @echo "auth code coverage (must be 100%):"
-    uv run --frozen coverage report --include='todo_service/auth/*' --fail-under=100
+    @echo "auth and security code coverage (must be 100%):"
+    uv run --frozen coverage report --include='todo_service/auth/*,todo_service/security/*' --fail-under=100
 
 # Schemathesis against a live server for longer, with a random seed (the test suite runs 60 s, seed fixed)
 fuzz seconds="600": sync _servers

@@ -18,25 +18,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_scoped_sessi
 from todo_service import __version__
 from todo_service.admin.controllers import AdminController
 from todo_service.audit.log import AuditLog, AuditTrail, Event, Outcome
-from todo_service.auth.access import Caller
 from todo_service.auth.controllers import AuthController
-from todo_service.auth.lockout import LockoutPolicy
-from todo_service.auth.passwords import Passwords
-from todo_service.auth.services import AuthConfig
-from todo_service.auth.sessions import session_pruner
-from todo_service.auth.tokens import TokenIssuer, build_jwt_auth
 from todo_service.cli import ProjectCommands
-from todo_service.core.errors import exception_to_response
 from todo_service.core.request_context import ClientAddress
 from todo_service.core.settings import Settings
 from todo_service.db.database import create_engine, create_statements, database_config, wait_for_database
-from todo_service.http.headers import TransportSecurity
+from todo_service.drain import DrainOnStop
+from todo_service.http.body_schema import StrictBodySchema
+from todo_service.http.errors import exception_to_response, status_of
+from todo_service.http.headers import TransportSecurity, ensure_request_id
 from todo_service.http.openapi import openapi_config
-from todo_service.http.strict import StrictBodies, StrictBodySchema, check_query
+from todo_service.http.query import check_query
+from todo_service.http.strict import StrictBodies
 from todo_service.observability.logs import configure_logging
 from todo_service.observability.metrics import build_metrics
 from todo_service.observability.traces import build_tracing, current_trace_ids
 from todo_service.ratelimit.limiter import build_rate_limiter
+from todo_service.security.access import Caller
+from todo_service.security.config import AuthConfig
+from todo_service.security.lockout import LockoutPolicy
+from todo_service.security.passwords import Passwords
+from todo_service.security.sessions import session_pruner
+from todo_service.security.tokens import TokenIssuer, build_jwt_auth
 from todo_service.system.controllers import SystemController
 from todo_service.system.services import ReadinessProbe, database_check, redis_check
 from todo_service.tasks.controllers import TaskController
@@ -44,7 +47,7 @@ from todo_service.tasks.repository import TaskRepository, task_scope
 from todo_service.tasks.services import TaskService
 from todo_service.users.controllers import UserController
 
-__all__ = ("AppContext", "create_app")
+__all__ = ("AppContext", "create_app", "create_served_app")
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the service. Without ``settings`` they are read from the environment (and ``.env``)."""
     settings = settings or Settings.from_env()
     # First: every record from here on is formatted; lines in a span carry its trace and span ids.
-    request_logging = configure_logging(settings, trace_ids=current_trace_ids)
+    request_logging = configure_logging(settings, trace_ids=current_trace_ids, ensure_request_id=ensure_request_id)
     engine = create_engine(settings)
     tracing = build_tracing(settings, engine)  # None without OTEL_EXPORTER_OTLP_ENDPOINT: nothing is installed
     # The task routes' statements: on the driver connection of the engine's pool on PostgreSQL (db/statements.py).
@@ -156,7 +159,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # None when RATE_LIMIT_ENABLED=false: then nothing is installed.
     rate_limiter = build_rate_limiter(settings, on_limited=audit_rate_limited)
     # None when METRICS_ENABLED=false: then nothing is installed (no /metrics, no hooks).
-    metrics = build_metrics(settings, engine, audit_log, rate_limiter)
+    metrics = build_metrics(settings, engine, audit_log, rate_limiter, status_of=status_of)
     checks = {"database": database_check(engine)}
     if rate_limiter is not None and settings.redis_url:
         checks["redis"] = redis_check(rate_limiter.storage)
@@ -173,6 +176,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     scoped = async_scoped_session(cast("async_sessionmaker[AsyncSession]", session_maker), task_scope)
     task_repository = TaskRepository(statements=statements, session=scoped)
     context = AppContext(engine=engine, session_maker=session_maker, auth_config=auth_config, audit_log=audit_log)
+    openapi = openapi_config(__version__, enabled=settings.docs_enabled)
+    transport = TransportSecurity(settings)
 
     return Litestar(
         route_handlers=[AuthController, UserController, TaskController, AdminController, SystemController],
@@ -180,14 +185,26 @@ def create_app(settings: Settings | None = None) -> Litestar:
         plugins=[SQLAlchemyPlugin(config=db_config), ProjectCommands(), StrictBodies(), StrictBodySchema()],
         before_request=check_query,  # unknown, repeated or invalid query parameters: one 422 naming them all
         state=State({"context": context}),
-        # TransportSecurity last: its request-id middleware must end up outermost.
+        # Every middleware, outermost first: the one place their order is stated.
+        middleware=[
+            *transport.middleware(
+                openapi
+            ),  # request id (first: every response carries it), host, body deadline, docs CSP
+            request_logging.middleware,  # log context and the access line's clock, right inside the request id
+            *([metrics.middleware] if metrics else []),  # outside limits and auth: counts their 429s and 401s
+            *([rate_limiter.before_authentication] if rate_limiter else []),  # per-IP and route rules: bad tokens count
+            jwt_auth.middleware,  # the caller, from the bearer token (routes opt out with exclude_from_auth)
+            *([rate_limiter.after_authentication] if rate_limiter else []),  # the per-user rule needs the caller
+            *([tracing.middleware] if tracing else []),  # no child spans for probes, docs, /metrics
+        ],
+        # Hooks that add what is not middleware: routes, before_send hooks, start-up and shutdown steps.
         on_app_init=[
-            jwt_auth.on_app_init,
-            *([rate_limiter.install] if rate_limiter else []),  # after JWT: its limits run before authentication
-            *([metrics.install] if metrics else []),  # in front of JWT and limits: counts their 401s, 429s
-            *([tracing.install] if tracing else []),  # server spans (outside all middleware), X-Trace-Id
-            request_logging.install,  # the access log; its clock and log context right inside the request id
-            TransportSecurity(settings).install,
+            jwt_auth.on_app_init,  # the OpenAPI security scheme
+            *([rate_limiter.install] if rate_limiter else []),  # RateLimit-* headers
+            *([metrics.install] if metrics else []),  # /metrics, unmatched requests, pool gauge
+            *([tracing.install] if tracing else []),  # server spans (a plugin, around routing), X-Trace-Id
+            request_logging.install,  # the access line
+            transport.install,  # security headers, Allow, CORS
             last_words,  # after every hook the others added
         ],
         dependencies={
@@ -198,10 +215,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "task_service": _singleton(TaskService(task_repository)),
         },
         exception_handlers={Exception: exception_to_response},
-        openapi_config=openapi_config(__version__, enabled=settings.docs_enabled),
+        openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
         lifespan=[session_pruner(session_maker, settings.session_prune_interval_seconds, auth_config.lockout)],
         on_startup=[wait_for_the_database, passwords.prepare],
         on_shutdown=[passwords.close, dispose_engine],
         debug=False,
     )
+
+
+def create_served_app() -> DrainOnStop:
+    """The factory ``todo-service run``'s workers load: the service, wrapped so that it can drain on SIGTERM."""
+    return DrainOnStop(create_app())

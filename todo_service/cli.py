@@ -18,11 +18,11 @@ from litestar.plugins import CLIPluginProtocol
 from rich_click import RichCommand
 
 from todo_service.audit.log import Event, Outcome
-from todo_service.auth.passwords import check_password_policy
 from todo_service.core.errors import AppError
 from todo_service.core.schema import Email
 from todo_service.core.settings import SettingsError
 from todo_service.db.models import Role
+from todo_service.security.passwords import check_password_policy
 from todo_service.users.services import UserService
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ("ProjectCommands", "main")
 
 APP_FACTORY = "todo_service.app:create_app"
+SERVED_APP_FACTORY = "todo_service.app:create_served_app"  # what granian's workers load (drains on SIGTERM)
 _GRANIAN_LOGGERS = ("_granian", "granian.access")
 
 
@@ -86,7 +87,7 @@ def run(host: str, port: int, web_concurrency: int) -> None:
     from granian.constants import HTTPModes, Interfaces, Loops  # noqa: PLC0415  (only this command needs the server)
     from granian.log import LogLevels  # noqa: PLC0415
 
-    from todo_service.drain import SERVED_APP_FACTORY, draining_server  # noqa: PLC0415  (it imports the app)
+    from todo_service.drain import draining_server  # noqa: PLC0415  (only the command that serves needs it)
 
     server = draining_server()(
         SERVED_APP_FACTORY,

@@ -38,8 +38,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from todo_service.app import create_app
-
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, MutableMapping
 
@@ -52,10 +50,8 @@ if TYPE_CHECKING:
 
 __all__ = (
     "DRAIN_SIGNAL",
-    "SERVED_APP_FACTORY",
     "DrainOnStop",
     "accept_queue",
-    "create_served_app",
     "drain_workers",
     "draining_server",
     "refuse_new_connections",
@@ -63,7 +59,6 @@ __all__ = (
 
 logger = logging.getLogger(__name__)
 
-SERVED_APP_FACTORY = "todo_service.drain:create_served_app"  # what granian's workers load
 DRAIN_SIGNAL = signal.SIGUSR1  # main process -> workers: stop taking connections, keep serving
 DRAIN_LIMIT_SECONDS = 5.0  # at most this long between SIGTERM and granian's own shutdown
 DRAIN_STEP_SECONDS = 0.05
@@ -114,11 +109,6 @@ def _closing(send: Send) -> Send:
         await send(message)
 
     return closing_send
-
-
-def create_served_app() -> DrainOnStop:
-    """The factory granian's workers load: the service, wrapped so that it can drain."""
-    return DrainOnStop(create_app())
 
 
 class _SockFilter(ctypes.Structure):

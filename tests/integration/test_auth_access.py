@@ -1,4 +1,4 @@
-"""Who may do what (todo_service/auth/access.py), seen through HTTP: roles, ownership, and their order."""
+"""Who may do what (todo_service/security/access.py), seen through HTTP: roles, ownership, and their order."""
 
 from __future__ import annotations
 

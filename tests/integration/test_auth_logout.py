@@ -13,15 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from tests.factories import TEST_SECRET, Account, Client, create_task, login
 from todo_service.audit.log import AuditLog
-from todo_service.auth.access import Caller
-from todo_service.auth.lockout import LockoutPolicy
-from todo_service.auth.passwords import Passwords
-from todo_service.auth.services import AuthConfig, AuthService
-from todo_service.auth.sessions import prune_expired_sessions
-from todo_service.auth.tokens import TokenIssuer, build_jwt_auth
+from todo_service.auth.services import AuthService
 from todo_service.core.errors import TokenRevoked
 from todo_service.core.request_context import ClientAddress
 from todo_service.db.models import AuthSession, User
+from todo_service.security.access import Caller
+from todo_service.security.config import AuthConfig
+from todo_service.security.lockout import LockoutPolicy
+from todo_service.security.passwords import Passwords
+from todo_service.security.sessions import prune_expired_sessions
+from todo_service.security.tokens import TokenIssuer, build_jwt_auth
 
 if TYPE_CHECKING:
     from httpx import Response
@@ -186,7 +187,7 @@ async def test_logout_racing_a_reactivation_still_refuses(client: Client, accoun
             connection.execute(update(User).where(User.id == UUID(account.id)).values(is_active=True))
 
     event.listen(engine.sync_engine, "after_cursor_execute", reactivate_after_revoke_attempt)
-    caller = Caller(user_id=UUID(account.id), session_id=session_id(account.token), token_id="jti")
+    caller = Caller(user_id=UUID(account.id), session_id=session_id(account.token))
     passwords = Passwords(time_cost=1, memory_cost=8, parallelism=1)
     service_tokens = TokenIssuer(build_jwt_auth(TEST_SECRET, timedelta(minutes=30)))
     try:

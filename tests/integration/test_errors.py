@@ -16,7 +16,7 @@ from litestar.params import Parameter
 
 from tests.factories import TEST_SECRET, Account, Client, SameLoopClient, make_settings
 from todo_service.app import create_app
-from todo_service.core.errors import exception_to_response
+from todo_service.http.errors import exception_to_response
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tests.factories import PASSWORD, TEST_SECRET, Account, Client, SameLoopClient, make_settings, register
 from todo_service.app import create_app
 from todo_service.audit.log import AuditLog
-from todo_service.auth.lockout import Lockout, LockoutPolicy
 from todo_service.db.models import AuditEvent, LoginFailure
+from todo_service.security.lockout import Lockout, LockoutPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -184,7 +184,7 @@ async def test_in_process_a_503_is_logged_with_its_request_and_the_level_filters
     records = parse_json_lines(output)
     assert access_lines(records) == []  # INFO is below WARNING
     assert all(r["level"] in {"WARNING", "ERROR", "CRITICAL"} for r in records), output
-    [failure] = [r for r in records if r["logger"] == "todo_service.core.errors"]
+    [failure] = [r for r in records if r["logger"] == "todo_service.http.errors"]
     assert failure["level"] == "WARNING"
     assert failure["request_id"] == listed.headers["x-request-id"]
     assert (failure["route"], failure["user_id"]) == (TASKS, account.id)
@@ -320,7 +320,7 @@ async def test_live_server_writes_json_lines_only_with_one_access_line_per_reque
     assert lifecycle == ["Application startup complete.", "Application shutdown complete."]
     assert any(r["logger"] == "_granian" for r in records)  # the server's own lines are JSON too
     unreadable, gone = sent[-2].response, sent[-1].response
-    errors = [r for r in records if r["logger"] == "todo_service.core.errors"]
+    errors = [r for r in records if r["logger"] == "todo_service.http.errors"]
     assert [r["level"] for r in errors] == ["ERROR", "ERROR"]
     assert [r["request_id"] for r in errors] == [unreadable.headers["x-request-id"], gone.headers["x-request-id"]]
     assert [(r["route"], r["user_id"]) for r in errors] == [(TASK, user_id), (TASKS, user_id)]

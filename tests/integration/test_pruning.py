@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from tests.factories import SameLoopClient, make_settings, register
 from todo_service.app import create_app
 from todo_service.audit.log import Event, Outcome
-from todo_service.auth.lockout import LockoutPolicy
-from todo_service.auth.sessions import Pruned, prune_security_tables, session_pruner
 from todo_service.db.models import AuditEvent, AuthSession, LoginFailure, RefreshToken
+from todo_service.security.lockout import LockoutPolicy
+from todo_service.security.sessions import Pruned, prune_security_tables, session_pruner
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -178,7 +178,7 @@ async def test_a_failed_pruning_pass_is_logged_and_retried(tmp_path: Path, caplo
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")  # a database without the tables
     lifespan = session_pruner(async_sessionmaker(engine), interval=0.05, lockout=POLICY)
     try:
-        with caplog.at_level(logging.INFO, logger="todo_service.auth.sessions"):
+        with caplog.at_level(logging.INFO, logger="todo_service.security.sessions"):
             async with lifespan(cast("Litestar", None)):
                 for _ in range(WAIT_SECONDS * 20):
                     if len([r for r in caplog.records if r.levelno == logging.ERROR]) >= 2:
@@ -187,7 +187,7 @@ async def test_a_failed_pruning_pass_is_logged_and_retried(tmp_path: Path, caplo
     finally:
         await engine.dispose()
 
-    failures = [r for r in caplog.records if r.name == "todo_service.auth.sessions" and r.levelno == logging.ERROR]
+    failures = [r for r in caplog.records if r.name == "todo_service.security.sessions" and r.levelno == logging.ERROR]
     assert len(failures) >= 2  # it went on after the first failure
     assert failures[0].getMessage() == "pruning the security tables failed; retrying later"
     assert failures[0].exc_info is not None

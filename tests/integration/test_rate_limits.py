@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from tests.factories import PASSWORD, Client, SameLoopClient, make_settings, register
 from tests.integration.test_errors import assert_error
+from tests.limiter_events import LimiterEvents, record
 from tests.servers import RedisServer, redis_server
 from todo_service.app import create_app
 from todo_service.db.models import User
@@ -43,14 +44,18 @@ RATE_HEADERS = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
 async def serve(database_url: str, **overrides: Any) -> AsyncIterator[Client]:
     """A client of a fresh app with rate limits on (and ``overrides``), started and stopped around the block."""
     app = create_app(make_settings(database_url, **{"rate_limit_enabled": True, **overrides}))
+    if isinstance(limiter := app.state.get(STATE_KEY), RateLimiter):
+        _EVENTS[id(app)] = record(limiter)
     async with SameLoopClient(app=app) as client:
         yield client
 
 
-def limiter_of(client: Client) -> RateLimiter:
-    limiter = client.app.state[STATE_KEY]
-    assert isinstance(limiter, RateLimiter)
-    return limiter
+_EVENTS: dict[int, LimiterEvents] = {}
+
+
+def events_of(client: Client) -> LimiterEvents:
+    """What the app's limiter reported through its hooks (rejections by rule, storage failures)."""
+    return _EVENTS[id(client.app)]
 
 
 def rate_headers(response: httpx.Response) -> tuple[int, int, int]:
@@ -94,7 +99,7 @@ async def test_the_sixth_registration_from_one_address_in_a_minute_is_refused(
         refused = await api.post(REGISTER, json=register_body(5))
         assert_refused(refused, REGISTER, 5)
         assert refused.json()["detail"].startswith("Too many requests")
-        assert limiter_of(api).rejections == {"register": 1}
+        assert events_of(api).rejections == {"register": 1}
     assert await users_named(db_engine, "rate4@example.com") == 1
     assert await users_named(db_engine, "rate5@example.com") == 0  # refused before the handler ran
 
@@ -113,7 +118,7 @@ async def test_login_has_a_counter_of_its_own(client: Client, database_url: str)
             assert rate_headers(response)[:2] == (3, remaining)
         assert_refused(await api.post(LOGIN, json=credentials), LOGIN, 3)
         assert_refused(await api.post(LOGIN, json={"email": "nobody@example.com", "password": "x"}), LOGIN, 3)
-        assert limiter_of(api).rejections == {"register": 1, "login": 2}
+        assert events_of(api).rejections == {"register": 1, "login": 2}
 
 
 async def test_refresh_has_a_counter_of_its_own(database_url: str) -> None:
@@ -149,7 +154,7 @@ async def test_the_per_address_rule_counts_every_route_before_authentication(dat
             assert rate_headers(response)[:2] == (4, remaining)
         assert_refused(await api.get(ME, headers=BAD_TOKEN), ME, 4)
         assert_refused(await api.post(LOGIN, json={"email": "a@example.com", "password": "x"}), LOGIN, 4)
-        assert limiter_of(api).rejections == {"per_ip": 2}
+        assert events_of(api).rejections == {"per_ip": 2}
 
 
 async def test_the_per_user_rule_counts_each_user_apart(client: Client, database_url: str) -> None:
@@ -165,7 +170,7 @@ async def test_the_per_user_rule_counts_each_user_apart(client: Client, database
         response = await api.get(ME, headers=grace.headers)  # same address, another user
         assert response.status_code == 200, response.text
         assert rate_headers(response)[:2] == (3, 2)
-        assert limiter_of(api).rejections == {"per_user": 2}
+        assert events_of(api).rejections == {"per_user": 2}
 
 
 # --- which client ------------------------------------------------------------------------------
@@ -222,7 +227,13 @@ async def test_disabled_rate_limits_install_nothing(client: Client, database_url
             assert response.status_code == 201, response.text
             assert not set(RATE_HEADERS) & set(response.headers)
         assert STATE_KEY not in api.app.state
-        assert not [m for m in api.app.middleware if type(m).__module__ == RateLimiter.__module__]
+        assert not limit_middleware(api)
+    async with serve(database_url, rate_limit_enabled=True) as api:
+        assert [type(m).__name__ for m in limit_middleware(api)] == ["PerClientLimits", "PerUserLimits"]
+
+
+def limit_middleware(api: Client) -> list[object]:
+    return [m for m in api.app.middleware if type(m).__module__.startswith("todo_service.ratelimit")]
 
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -255,7 +266,7 @@ async def test_two_apps_on_one_redis_share_their_counters(database_url: str, red
         assert rate_headers(await worker_2.get(ME, headers=BAD_TOKEN))[1] == 0
         assert_refused(await worker_1.get(ME, headers=BAD_TOKEN), ME, 4)
         assert_refused(await worker_2.get(ME, headers=BAD_TOKEN), ME, 4)
-        assert limiter_of(worker_1).rejections == limiter_of(worker_2).rejections == {"per_ip": 1}
+        assert events_of(worker_1).rejections == events_of(worker_2).rejections == {"per_ip": 1}
     assert await redis_clients(redis_url) == 1  # at shutdown both apps closed their connections: ours is left
 
 
@@ -286,7 +297,7 @@ async def test_a_redis_outage_fails_open_and_limits_return_with_redis(
         for _ in range(3):
             assert (await api.get(ME, headers=BAD_TOKEN)).status_code == 401
         assert_refused(await api.get(ME, headers=BAD_TOKEN), ME, 3)
-        limiter = limiter_of(api)
+        limiter_events = events_of(api)
 
         redis_process.stop()
         try:
@@ -296,7 +307,7 @@ async def test_a_redis_outage_fails_open_and_limits_return_with_redis(
                 assert_error(response, 401, "INVALID_TOKEN", ME)  # served, unlimited
                 assert not set(RATE_HEADERS) & set(response.headers)
                 await asyncio.sleep(0.2)
-            assert limiter.storage_failures >= 2
+            assert limiter_events.storage_failures >= 2
         finally:
             redis_process.start()  # the same port, empty
 
@@ -310,4 +321,4 @@ async def test_a_redis_outage_fails_open_and_limits_return_with_redis(
         for remaining in (1, 0):
             assert rate_headers(await api.get(ME, headers=BAD_TOKEN))[1] == remaining
         assert_refused(await api.get(ME, headers=BAD_TOKEN), ME, 3)
-        assert limiter.rejections == {"per_ip": 2}
+        assert limiter_events.rejections == {"per_ip": 2}

@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.factories import make_settings
 from tests.servers import free_port
-from todo_service.core.errors import ServiceUnavailable, to_app_error
+from todo_service.core.errors import ServiceUnavailable
 from todo_service.db import statements as statements_module
 from todo_service.db.database import create_engine, create_statements
 from todo_service.db.models import Priority, Role, Task, User
 from todo_service.db.statements import AsyncpgStatements, EngineStatements, SessionStatements, connection_lost
+from todo_service.http.errors import to_app_error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

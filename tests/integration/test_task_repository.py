@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_scoped_session, async_sessionmaker
 
 from tests.factories import create_task, register
-from todo_service.auth.access import Caller
 from todo_service.db.database import create_statements
 from todo_service.db.models import AuthSession, Priority, Task
+from todo_service.security.access import Caller
 from todo_service.tasks.repository import TASK_COLUMNS, TaskRepository, task_scope
 from todo_service.tasks.schemas import TaskFilters
 
@@ -34,7 +34,7 @@ async def caller_of(engine: AsyncEngine, account: Account) -> Caller:
         session_id = (
             await connection.execute(select(AuthSession.id).where(AuthSession.user_id == uuid.UUID(account.id)))
         ).scalar_one()
-    return Caller(user_id=uuid.UUID(account.id), session_id=session_id, token_id="")
+    return Caller(user_id=uuid.UUID(account.id), session_id=session_id)
 
 
 def test_every_own_method_takes_the_caller_and_the_owner_first() -> None:

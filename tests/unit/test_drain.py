@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from todo_service import drain
+from todo_service.app import create_served_app
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, MutableMapping
@@ -158,6 +159,6 @@ def test_the_factory_wraps_the_service(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'todo.db'}")
     monkeypatch.setenv("SECRET_KEY", "x" * 40)
     monkeypatch.chdir(tmp_path)  # no .env of the developer's
-    served = drain.create_served_app()
+    served = create_served_app()
     assert isinstance(served, drain.DrainOnStop)
     assert served.app.openapi_config is not None  # the real app, as create_app builds it

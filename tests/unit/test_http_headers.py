@@ -19,10 +19,10 @@ from litestar.router import Router
 from todo_service.core.errors import ClientClosedRequest, RequestTimeout
 from todo_service.core.request_context import REQUEST_ID_KEY, request_id_of
 from todo_service.core.settings import SettingsError
+from todo_service.http.body import RequestBodyMiddleware
 from todo_service.http.docs_csp import DocsPolicy, docs_policies, inline_scripts
 from todo_service.http.headers import (
     API_CSP,
-    RequestBodyMiddleware,
     SecurityHeaders,
     cors_config,
     ensure_request_id,

@@ -158,7 +158,7 @@ def test_a_record_about_a_request_carries_its_fields_and_the_trace() -> None:
     stream = configure(trace_ids=lambda: TRACE)
     user_id = uuid.uuid4()
     scope = request_scope(user=FakeCaller(user_id))
-    logging.getLogger("todo_service.core.errors").warning("failed", extra=in_request(scope))  # type: ignore[arg-type]
+    logging.getLogger("todo_service.http.errors").warning("failed", extra=in_request(scope))  # type: ignore[arg-type]
 
     [record] = json_lines(stream)
     assert record["request_id"] == "req-42"
@@ -180,7 +180,7 @@ def test_request_fields_are_null_when_unknown() -> None:
 
 def test_a_trace_outside_a_request_is_still_written() -> None:
     stream = configure(trace_ids=lambda: TRACE)
-    logging.getLogger("todo_service.auth.sessions").info("pruned 3 expired login sessions")
+    logging.getLogger("todo_service.security.sessions").info("pruned 3 expired login sessions")
 
     [record] = json_lines(stream)
     assert (record["trace_id"], record["span_id"]) == TRACE

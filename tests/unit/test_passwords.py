@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import pytest
 from argon2 import PasswordHasher, Type
 
-from todo_service.auth.passwords import (
+from todo_service.security.errors import WeakPassword
+from todo_service.security.passwords import (
     HASHING_NICENESS,
     MIN_PASSWORD_LENGTH,
     Passwords,
@@ -21,7 +22,6 @@ from todo_service.auth.passwords import (
     lower_thread_priority,
     usable_cores,
 )
-from todo_service.core.errors import WeakPassword
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -18,12 +18,13 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from redis.asyncio import Redis
 
 from tests.factories import make_settings
+from tests.limiter_events import LimiterEvents, record
 from tests.servers import RedisServer, free_port, redis_server
-from todo_service.auth.access import Caller
 from todo_service.core.errors import RateLimited
 from todo_service.core.settings import Settings, SettingsError
 from todo_service.ratelimit import limiter as ratelimit
 from todo_service.ratelimit.limiter import STATE_KEY, RateLimiter, Verdict, build_rate_limiter
+from todo_service.security.access import Caller
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -37,10 +38,19 @@ def settings(**overrides: Any) -> Settings:
     return make_settings("sqlite+aiosqlite:///:memory:", **{"rate_limit_enabled": True, **overrides})
 
 
+_EVENTS: dict[int, LimiterEvents] = {}
+
+
 def limiter_for(**overrides: Any) -> RateLimiter:
     limiter = build_rate_limiter(settings(**overrides))
     assert limiter is not None
+    _EVENTS[id(limiter)] = record(limiter)
     return limiter
+
+
+def events(limiter: RateLimiter) -> LimiterEvents:
+    """What ``limiter`` reported through its hooks since :func:`limiter_for` made it."""
+    return _EVENTS[id(limiter)]
 
 
 def request(ip: str = "198.51.100.7", path: str = "/api/v1/users/me", caller: Caller | None = None) -> Scope:
@@ -87,7 +97,7 @@ async def test_a_rule_allows_its_count_then_refuses_with_the_headers() -> None:
     assert error.headers["RateLimit-Remaining"] == "0"
     assert error.headers["RateLimit-Reset"] == str(retry_after)
     assert str(retry_after) in error.detail
-    assert limiter.rejections == {"register": 1}
+    assert events(limiter).rejections == {"register": 1}
 
 
 async def test_every_rule_and_every_identity_has_its_own_counter() -> None:
@@ -100,7 +110,7 @@ async def test_every_rule_and_every_identity_has_its_own_counter() -> None:
     assert (await hit(limiter, "per_ip", "198.51.100.7")).remaining == 1
     # Same rule, other address: untouched.
     assert (await hit(limiter, "register", "198.51.100.8")).remaining == 1
-    assert limiter.rejections == {"register": 1}
+    assert events(limiter).rejections == {"register": 1}
 
 
 async def test_a_refused_request_takes_no_slot() -> None:
@@ -110,7 +120,7 @@ async def test_a_refused_request_takes_no_slot() -> None:
         await refused(limiter, "login", "198.51.100.7")
     await asyncio.sleep(1.05)  # one slot's age; refusals did not push the window
     assert (await hit(limiter, "login", "198.51.100.7")).remaining == 0
-    assert limiter.rejections == {"login": 3}
+    assert events(limiter).rejections == {"login": 3}
 
 
 async def test_reset_counts_down_to_when_the_oldest_request_leaves_the_window() -> None:
@@ -194,7 +204,7 @@ async def test_on_limited_runs_once_per_key_and_window_not_per_refusal() -> None
     await hit(limiter, "login", "b", request("198.51.100.2"))
     await refused(limiter, "login", "b", request("198.51.100.2"))
     assert calls.calls == [("198.51.100.1", "login"), ("198.51.100.2", "login")]
-    assert limiter.rejections == {"login": 6}
+    assert events(limiter).rejections == {"login": 6}
 
     await asyncio.sleep(1.1)  # a new window: the next flood is reported again, once
     await hit(limiter, "login", "a", request("198.51.100.1"))
@@ -253,13 +263,13 @@ async def test_an_unreachable_redis_fails_open_and_warns_once(
         scope = request()
         await limiter.enforce(scope, [("login", limiter.routes["login"], "a")])
         assert STATE_KEY not in scope.get("state", {})
-    assert limiter.storage_failures == 1  # the second request did not even try
+    assert events(limiter).storage_failures == 1  # the second request did not even try
     assert time.monotonic() - started < 1.0
 
     await asyncio.sleep(0.25)  # past the retry pause: it tries (and fails) again, quietly
     await limiter.enforce(request(), [("login", limiter.routes["login"], "a")])
-    assert limiter.storage_failures == 2
-    assert limiter.rejections == {}
+    assert events(limiter).storage_failures == 2
+    assert events(limiter).rejections == {}
     warnings = unavailable_warnings(caplog)
     assert len(warnings) == 1, warnings
     assert "ConnectionError" in warnings[0]
@@ -277,7 +287,7 @@ async def test_a_redis_that_never_answers_costs_at_most_the_timeout() -> None:
     # At least the timeout (it did wait for Redis), and nowhere near a hang, even on a loaded machine.
     assert 0.15 < elapsed < 2.0, elapsed
     assert STATE_KEY not in scope.get("state", {})
-    assert limiter.storage_failures == 1
+    assert events(limiter).storage_failures == 1
 
 
 # --- a real Redis -----------------------------------------------------------------------------
@@ -320,8 +330,8 @@ async def test_limiters_on_one_redis_share_counters_and_on_limited_calls(redis_u
         await worker_1.close()
         await worker_2.close()
     assert calls_1.calls + calls_2.calls == [("198.51.100.7", "login")]  # once, across both workers
-    assert (worker_1.rejections, worker_2.rejections) == ({"login": 1}, {"login": 2})
-    assert worker_1.storage_failures == worker_2.storage_failures == 0
+    assert (events(worker_1).rejections, events(worker_2).rejections) == ({"login": 1}, {"login": 2})
+    assert events(worker_1).storage_failures == events(worker_2).storage_failures == 0
 
 
 async def test_a_refusal_stands_when_its_marker_cannot_be_written(redis_url: str) -> None:
@@ -337,12 +347,12 @@ async def test_a_refusal_stands_when_its_marker_cannot_be_written(redis_url: str
         await limiter.close()
     assert error.headers["RateLimit-Remaining"] == "0"
     assert calls.calls == []
-    assert (limiter.rejections, limiter.storage_failures) == ({"login": 1}, 1)
+    assert (events(limiter).rejections, events(limiter).storage_failures) == ({"login": 1}, 1)
 
 
 async def test_the_per_user_rule_keys_by_user_id(redis_url: str) -> None:
     limiter = limiter_for(redis_url=redis_url, rate_limit_per_user="1/minute")
-    caller = Caller(user_id=uuid.uuid4(), session_id=uuid.uuid4(), token_id="t")
+    caller = Caller(user_id=uuid.uuid4(), session_id=uuid.uuid4())
     try:
         await hit(limiter, "per_user", str(caller.user_id))
         await refused(limiter, "per_user", str(caller.user_id))

@@ -25,7 +25,6 @@ from tests.factories import make_settings
 from tests.otlp_receiver import otlp_grpc_receiver, otlp_http_receiver
 from tests.servers import redis_server
 from todo_service import __version__
-from todo_service.auth.passwords import Passwords
 from todo_service.core.settings import Settings, SettingsError
 from todo_service.observability.traces import (
     UNTRACED_PATHS,
@@ -35,6 +34,7 @@ from todo_service.observability.traces import (
     shutdown_tracing,
     tracer_provider_for,
 )
+from todo_service.security.passwords import Passwords
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -9,13 +9,13 @@ from typing import Any
 
 import jwt
 import pytest
-from litestar.exceptions import NotAuthorizedException
 from litestar.middleware.authentication import AuthenticationResult
 from litestar.testing import RequestFactory
 
 from tests.factories import TEST_SECRET
-from todo_service.auth.access import Caller
-from todo_service.auth.tokens import (
+from todo_service.core.errors import InvalidToken, NotAuthenticated, TokenExpired
+from todo_service.security.access import Caller
+from todo_service.security.tokens import (
     AccessToken,
     BearerTokenMiddleware,
     IssuedToken,
@@ -104,12 +104,12 @@ def test_issued_token_decodes_into_an_access_token_with_its_session() -> None:
     assert token.sid == str(session_id)
 
 
-async def test_caller_from_token_reads_user_session_and_token_ids() -> None:
+async def test_caller_from_token_reads_the_user_and_session_ids() -> None:
     user_id, session_id = uuid.uuid4(), uuid.uuid4()
 
     caller = await caller_from_token(access_token(str(user_id), str(session_id), jti="j-1"), RequestFactory().get())
 
-    assert caller == Caller(user_id=user_id, session_id=session_id, token_id="j-1")
+    assert caller == Caller(user_id=user_id, session_id=session_id)
 
 
 @pytest.mark.parametrize(
@@ -122,11 +122,11 @@ async def test_caller_from_token_reads_user_session_and_token_ids() -> None:
     ],
 )
 async def test_caller_from_token_rejects_ids_that_are_not_uuids(sub: str, sid: str | None) -> None:
-    with pytest.raises(NotAuthorizedException) as caught:
+    with pytest.raises(InvalidToken) as caught:
         await caller_from_token(access_token(sub, sid), RequestFactory().get())
 
     assert caught.value.status_code == 401
-    assert caught.value.detail == "Invalid token"
+    assert caught.value.error_code == "INVALID_TOKEN"
 
 
 # --- verified tokens, kept until they expire --------------------------------------------------------
@@ -134,7 +134,7 @@ async def test_caller_from_token_rejects_ids_that_are_not_uuids(sub: str, sid: s
 
 def verified_result(exp: datetime, sub: str = "u") -> AuthenticationResult:
     token = AccessToken(exp=exp, sub=sub, jti="j", sid="s")
-    return AuthenticationResult(user=Caller(uuid.uuid4(), uuid.uuid4(), "j"), auth=token)
+    return AuthenticationResult(user=Caller(uuid.uuid4(), uuid.uuid4()), auth=token)
 
 
 def test_a_verified_token_is_kept_until_its_exp() -> None:
@@ -165,8 +165,52 @@ def test_the_oldest_token_makes_room_when_full() -> None:
 
 def test_each_app_keeps_its_own_verified_tokens() -> None:
     one, two = build_jwt_auth(TEST_SECRET, THIRTY_MINUTES), build_jwt_auth("another-" + TEST_SECRET, THIRTY_MINUTES)
-    first, second = one.authentication_middleware_class, two.authentication_middleware_class
-    assert issubclass(first, BearerTokenMiddleware)
-    assert issubclass(second, BearerTokenMiddleware)
-    assert first.verified is not second.verified
-    assert first.verified is not BearerTokenMiddleware.verified
+    first, second = one.middleware, two.middleware
+    assert first.middleware is second.middleware is BearerTokenMiddleware
+    assert first.kwargs["verified"] is one.verified_tokens
+    assert second.kwargs["verified"] is two.verified_tokens
+    assert one.verified_tokens is not two.verified_tokens
+
+
+# --- what the bearer middleware answers -------------------------------------------------------------
+
+
+def bearer_middleware() -> BearerTokenMiddleware:
+    async def app(*_: Any) -> None:
+        return None
+
+    middleware = build_jwt_auth(TEST_SECRET, THIRTY_MINUTES).middleware(app)
+    assert isinstance(middleware, BearerTokenMiddleware)
+    return middleware
+
+
+def signed(exp: datetime) -> str:
+    claims = {"sub": str(uuid.uuid4()), "sid": str(uuid.uuid4()), "jti": "j", "iat": int(time.time()) - 7200}
+    return jwt.encode({**claims, "exp": int(exp.timestamp())}, TEST_SECRET, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("authorization", "error"),
+    [
+        pytest.param(None, NotAuthenticated, id="no-header"),
+        pytest.param("Basic abc", NotAuthenticated, id="other-scheme"),
+        pytest.param("Bearer ", NotAuthenticated, id="empty"),
+        pytest.param("Bearer not.a.jwt", InvalidToken, id="garbage"),
+        pytest.param(f"Bearer {signed(datetime.now(UTC) - timedelta(hours=1))}", TokenExpired, id="expired"),
+    ],
+)
+async def test_the_bearer_middleware_raises_the_contract_errors(
+    authorization: str | None, error: type[Exception]
+) -> None:
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    with pytest.raises(error):
+        await bearer_middleware().authenticate_request(RequestFactory().get(headers=headers))
+
+
+async def test_a_valid_token_is_verified_once_per_app() -> None:
+    middleware = bearer_middleware()
+    token = signed(datetime.now(UTC) + THIRTY_MINUTES)
+    request = RequestFactory().get(headers={"Authorization": f"Bearer {token}"})
+    first = await middleware.authenticate_request(request)
+    assert middleware.verified.get(token) is first
+    assert await middleware.authenticate_request(request) is first

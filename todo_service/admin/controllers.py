@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from todo_service.admin.schemas import AuditEventRead, UserStatusUpdate
 from todo_service.admin.services import AdminService
 from todo_service.audit.log import AuditTrail, Event
-from todo_service.auth.access import Caller
-from todo_service.core.errors import Forbidden, NotFound, UserNotFound
+from todo_service.core.errors import Forbidden, NotFound
 from todo_service.core.pagination import Page, PageNumber, PageSize
 from todo_service.core.schema import Email
 from todo_service.db.models import Role
 from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
+from todo_service.security.access import Caller
+from todo_service.users.errors import UserNotFound
 from todo_service.users.schemas import UserRead
 
 __all__ = ("AdminController", "provide_admin_service")

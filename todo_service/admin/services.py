@@ -5,18 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import select, update
 
 from todo_service.admin.schemas import AuditEventRead
 from todo_service.audit.log import Event, Outcome
-from todo_service.auth.access import admin_guard, caller_is_admin, caller_params, explain_refusal, refuse
-from todo_service.auth.sessions import revoke_sessions
-from todo_service.core.errors import Forbidden, UserNotFound
+from todo_service.core.errors import Forbidden
 from todo_service.core.pagination import Page, PageQuery, fetch_page
-from todo_service.core.service import Service
 from todo_service.db.models import AuditEvent, Role, User
 from todo_service.db.statements import SessionStatements
+from todo_service.security.access import admin_guard, caller_is_admin, caller_params, explain_refusal, refuse
+from todo_service.security.sessions import revoke_sessions
+from todo_service.users.errors import UserNotFound
 from todo_service.users.schemas import UserRead
 from todo_service.users.services import USER_COLUMNS
 
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
 
     from todo_service.admin.schemas import UserStatusUpdate
     from todo_service.audit.log import AuditTrail
-    from todo_service.auth.access import Caller
+    from todo_service.security.access import Caller
 
 __all__ = ("AUDIT_COLUMNS", "AdminService")
 
@@ -46,18 +45,15 @@ AUDIT_COLUMNS = (
 )
 
 
-class AdminService(Service[User]):
-    """What admins do to accounts, and what they read about them."""
+class AdminService:
+    """What admins do to accounts, and what they read about them.
 
-    class Repo(SQLAlchemyAsyncRepository[User]):
-        """Users."""
-
-        model_type = User
-
-    repository_type = Repo
+    A plain class over the request's session: every operation is a guarded Core statement or two
+    in the request's transaction, none loads a model through a repository.
+    """
 
     def __init__(self, session: AsyncSession, *, audit: AuditTrail) -> None:
-        super().__init__(session=session)
+        self.db = session
         self.audit = audit
 
     async def list_users(

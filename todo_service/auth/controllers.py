@@ -6,21 +6,17 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_service.audit.log import AuditTrail
-from todo_service.auth.access import Caller
+from todo_service.auth.errors import AccountLocked, InvalidCredentials
 from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest, TokenResponse
-from todo_service.auth.services import AuthConfig, AuthService
-from todo_service.core.errors import (
-    AccountLocked,
-    EmailAlreadyRegistered,
-    Forbidden,
-    InvalidCredentials,
-    InvalidToken,
-    TokenExpired,
-    TokenRevoked,
-    WeakPassword,
-)
+from todo_service.auth.services import AuthService
+from todo_service.core.errors import Forbidden, InvalidToken, TokenExpired, TokenRevoked
+from todo_service.core.request_context import RATE_LIMIT
 from todo_service.core.schema import MessageResponse
 from todo_service.http.openapi import AUTHENTICATED, PUBLIC, WITH_BODY, error_responses
+from todo_service.security.access import Caller
+from todo_service.security.config import AuthConfig
+from todo_service.security.errors import WeakPassword
+from todo_service.users.errors import EmailAlreadyRegistered
 
 __all__ = ("AuthController", "provide_auth_service")
 
@@ -43,6 +39,7 @@ class AuthController(Controller):
 
     @post(
         "/register",
+        opt={RATE_LIMIT: "register"},  # its own rule per client IP (RATE_LIMIT_REGISTER)
         status_code=201,
         exclude_from_auth=True,
         security=[{}],
@@ -57,6 +54,7 @@ class AuthController(Controller):
 
     @post(
         "/login",
+        opt={RATE_LIMIT: "login"},  # its own rule per client IP (RATE_LIMIT_LOGIN)
         status_code=200,
         exclude_from_auth=True,
         security=[{}],
@@ -69,6 +67,7 @@ class AuthController(Controller):
 
     @post(
         "/refresh",
+        opt={RATE_LIMIT: "refresh"},  # its own rule per client IP (RATE_LIMIT_REFRESH)
         status_code=200,
         exclude_from_auth=True,
         security=[{}],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NoReturn
 
@@ -10,22 +9,15 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import func, or_, select, update
 
 from todo_service.audit.log import Event, Outcome
-from todo_service.auth.access import caller_may, refuse
-from todo_service.auth.lockout import Attempt, Lockout, LockoutPolicy
-from todo_service.auth.passwords import Passwords, check_password_policy
+from todo_service.auth.errors import AccountLocked, InvalidCredentials
 from todo_service.auth.schemas import TokenResponse
-from todo_service.auth.sessions import hash_refresh_token, new_refresh_token
-from todo_service.auth.tokens import TokenIssuer
-from todo_service.core.errors import (
-    AccountLocked,
-    Forbidden,
-    InvalidCredentials,
-    InvalidToken,
-    TokenExpired,
-    TokenRevoked,
-)
+from todo_service.core.errors import Forbidden, InvalidToken, TokenExpired, TokenRevoked
 from todo_service.core.service import Service
 from todo_service.db.models import AuthSession, RefreshToken, User
+from todo_service.security.access import caller_may, refuse
+from todo_service.security.lockout import Attempt, Lockout
+from todo_service.security.passwords import check_password_policy
+from todo_service.security.sessions import hash_refresh_token, new_refresh_token
 from todo_service.users.schemas import UserRead
 from todo_service.users.services import USER_COLUMNS, UserService, normalize_email
 
@@ -36,23 +28,11 @@ if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
     from todo_service.audit.log import AuditTrail
-    from todo_service.auth.access import Caller
     from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest
+    from todo_service.security.access import Caller
+    from todo_service.security.config import AuthConfig
 
-__all__ = ("AuthConfig", "AuthService")
-
-
-@dataclass(frozen=True, slots=True)
-class AuthConfig:
-    """What authentication needs besides a database session; built once by the app factory."""
-
-    passwords: Passwords
-    tokens: TokenIssuer
-    lockout: LockoutPolicy
-    session_ttl: timedelta
-    # A refresh token presented again this soon after its first exchange gets a new pair (two tabs
-    # racing); later, reuse revokes the session. Settings.refresh_reuse_grace_seconds.
-    refresh_reuse_grace: timedelta = timedelta(seconds=10)
+__all__ = ("AuthService",)
 
 
 class AuthService(Service[AuthSession]):

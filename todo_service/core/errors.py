@@ -1,39 +1,29 @@
-"""The error catalogue and the one handler that turns every exception into the contract's error body."""
+"""The error catalogue: the contract's error body and the exception type every error of ours is.
+
+The mapping of every other exception onto it, and the app's one exception handler, are
+:mod:`todo_service.http.errors`.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import jwt
 import msgspec
-import sqlalchemy.exc
-from litestar import MediaType, Response
-from litestar.exceptions import HTTPException, SerializationException, ValidationException
-
-from todo_service.core.schema import PATTERN_MEANINGS
-from todo_service.db.statements import connection_lost
-from todo_service.observability.logs import in_request
-from todo_service.observability.traces import record_server_error
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
-    from litestar.connection import Request
 
 __all__ = (
-    "AccountLocked",
     "AppError",
     "ClientClosedRequest",
-    "EmailAlreadyRegistered",
     "ErrorBody",
     "FieldError",
     "Forbidden",
     "InternalError",
-    "InvalidCredentials",
     "InvalidToken",
     "MalformedRequest",
     "MethodNotAllowed",
@@ -44,14 +34,10 @@ __all__ = (
     "RateLimited",
     "RequestTimeout",
     "ServiceUnavailable",
-    "TaskNotFound",
     "TokenExpired",
     "TokenRevoked",
-    "UserNotFound",
+    "Unauthorized",
     "ValidationFailed",
-    "WeakPassword",
-    "exception_to_response",
-    "to_app_error",
 )
 
 logger = logging.getLogger(__name__)
@@ -112,23 +98,7 @@ class ValidationFailed(AppError):
     default_detail = "The request is invalid"
 
 
-class WeakPassword(AppError):
-    """The password breaks the password policy."""
-
-    status_code = 422
-    error_code = "WEAK_PASSWORD"
-    default_detail = "The password is too weak"
-
-
-class EmailAlreadyRegistered(AppError):
-    """Another account already uses this email."""
-
-    status_code = 409
-    error_code = "EMAIL_ALREADY_REGISTERED"
-    default_detail = "An account with this email already exists"
-
-
-class _Unauthorized(AppError):
+class Unauthorized(AppError):
     """401s carry a ``WWW-Authenticate: Bearer`` challenge (RFC 6750)."""
 
     status_code = 401
@@ -138,15 +108,7 @@ class _Unauthorized(AppError):
         super().__init__(detail, headers={"WWW-Authenticate": self.challenge, **(headers or {})})
 
 
-class InvalidCredentials(_Unauthorized):
-    """Unknown email or wrong password (never says which)."""
-
-    error_code = "INVALID_CREDENTIALS"
-    default_detail = "Incorrect email or password"
-    challenge = "Bearer"
-
-
-class NotAuthenticated(_Unauthorized):
+class NotAuthenticated(Unauthorized):
     """No bearer token was sent."""
 
     error_code = "NOT_AUTHENTICATED"
@@ -154,21 +116,21 @@ class NotAuthenticated(_Unauthorized):
     challenge = "Bearer"
 
 
-class InvalidToken(_Unauthorized):
+class InvalidToken(Unauthorized):
     """The token is malformed, badly signed, or its account is deactivated."""
 
     error_code = "INVALID_TOKEN"
     default_detail = "The access token is invalid"
 
 
-class TokenExpired(_Unauthorized):
+class TokenExpired(Unauthorized):
     """The token's ``exp`` has passed."""
 
     error_code = "TOKEN_EXPIRED"
     default_detail = "The access token has expired"
 
 
-class TokenRevoked(_Unauthorized):
+class TokenRevoked(Unauthorized):
     """The token's login session was logged out or revoked."""
 
     error_code = "TOKEN_REVOKED"
@@ -191,20 +153,6 @@ class NotFound(AppError):
     default_detail = "Not found"
 
 
-class TaskNotFound(NotFound):
-    """No such task among this user's tasks."""
-
-    error_code = "TASK_NOT_FOUND"
-    default_detail = "Task not found"
-
-
-class UserNotFound(NotFound):
-    """No such user."""
-
-    error_code = "USER_NOT_FOUND"
-    default_detail = "User not found"
-
-
 class MethodNotAllowed(AppError):
     """The route exists, but not with this method (see ``Allow``)."""
 
@@ -219,14 +167,6 @@ class PayloadTooLarge(AppError):
     status_code = 413
     error_code = "PAYLOAD_TOO_LARGE"
     default_detail = "The request body is too large"
-
-
-class AccountLocked(AppError):
-    """Too many failed logins for this account: wait for the cool-down."""
-
-    status_code = 423
-    error_code = "ACCOUNT_LOCKED"
-    default_detail = "Too many failed logins: the account is locked for a while"
 
 
 class RateLimited(AppError):
@@ -275,121 +215,3 @@ class ClientClosedRequest(AppError):
     status_code = 499
     error_code = "CLIENT_CLOSED_REQUEST"
     default_detail = "The client closed the connection before the request body was complete"
-
-
-_REGEX_MESSAGE = re.compile(r"matching regex '(?P<pattern>.*)'$")
-# msgspec names a missing or unknown field only inside its message, for the body as a whole.
-_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`")
-# Litestar's message when a handler expects a body and none was sent.
-_NO_BODY = "'data'"
-
-
-def _field_error(item: Mapping[str, Any]) -> FieldError:
-    """One of Litestar's validation details, with a readable message, the field it concerns and a plain source."""
-    message = str(item.get("message", "invalid value"))
-    # msgspec names the regex a string failed; say what the regex means instead.
-    message = _REGEX_MESSAGE.sub(
-        lambda m: PATTERN_MEANINGS.get(m["pattern"].encode().decode("unicode_escape"), m[0]), message
-    )
-    field = str(item.get("key") or "data")
-    if field == "data":
-        named = _NAMED_FIELD.match(message)
-        field = named["field"] if named else "body"
-    source = item.get("source")
-    return FieldError(field=field, message=message, source=str(getattr(source, "value", source)) if source else None)
-
-
-def _validation_error(exc: ValidationException) -> AppError:
-    """Litestar's validation details (``extra``) become field errors; the first one leads the detail."""
-    items = exc.extra if isinstance(exc.extra, list) else []
-    if any(isinstance(item, dict) and item.get("message") == _NO_BODY for item in items):
-        return MalformedRequest("A JSON request body is required")
-    errors = [_field_error(item) for item in items if isinstance(item, dict)]
-    if not errors:
-        return ValidationFailed()
-    first = errors[0]
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ValidationFailed(f"Invalid {first.field}: {first.message}{more}", errors=errors)
-
-
-def _bad_request(exc: HTTPException) -> AppError:
-    if isinstance(exc, ValidationException):
-        return _validation_error(exc)
-    if isinstance(exc.__cause__, SerializationException):
-        return MalformedRequest()
-    return OtherClientError(exc.status_code, exc.detail, exc.headers)
-
-
-def _unauthorized(exc: HTTPException) -> AppError:
-    """The JWT middleware says only 'Invalid token'; the cause tells expired from the rest."""
-    if isinstance(exc.__cause__, jwt.ExpiredSignatureError):
-        return TokenExpired()
-    if exc.detail.startswith("No JWT token found"):
-        return NotAuthenticated()
-    return InvalidToken()
-
-
-# Litestar's own HTTP exceptions (router, middleware, body parsing), by status code.
-_LITESTAR_ERRORS: dict[int, Callable[[HTTPException], AppError]] = {
-    400: _bad_request,
-    401: _unauthorized,
-    403: lambda _: Forbidden(),
-    404: lambda _: NotFound(),
-    405: lambda exc: MethodNotAllowed(headers=exc.headers),
-    413: lambda _: PayloadTooLarge(),
-    429: lambda exc: RateLimited(headers=exc.headers),
-    503: lambda _: ServiceUnavailable(),
-}
-
-
-def _dependency_down(exc: Exception) -> bool:
-    """Whether the database (or the network to it) is down or saturated: a retryable 503, not a bug."""
-    if isinstance(exc, OSError | TimeoutError | sqlalchemy.exc.TimeoutError | sqlalchemy.exc.InterfaceError):
-        return True  # refused, unresolvable, reset or timed-out connections; an exhausted pool
-    if connection_lost(exc):
-        return True  # the same, met by a statement sent to asyncpg directly
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return True  # the connection died under the statement
-    if not isinstance(exc, sqlalchemy.exc.OperationalError):
-        return False
-    # PEP 249's OperationalError means trouble outside the program's control, except that sqlite3
-    # also raises it for schema mistakes ("no such column"): there only a busy database counts.
-    return type(exc.orig).__module__ != "sqlite3" or "locked" in str(exc.orig) or "busy" in str(exc.orig)
-
-
-def to_app_error(exc: Exception) -> AppError:
-    """Map any exception onto the catalogue; unknown ones become a bare 500."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, RecursionError):
-        # Raised while decoding a body nested thousands of levels deep (a parser bomb).
-        return MalformedRequest("The request body is nested too deeply")
-    if _dependency_down(exc):
-        return ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"})
-    if isinstance(exc, HTTPException):
-        if translate := _LITESTAR_ERRORS.get(exc.status_code):
-            return translate(exc)
-        if exc.status_code < HTTPStatus.INTERNAL_SERVER_ERROR:
-            return OtherClientError(exc.status_code, exc.detail, exc.headers)
-    return InternalError()
-
-
-def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
-    """The app's only exception handler: never a stack trace, SQL or repository message to the client."""
-    error = to_app_error(exc)
-    context = in_request(request.scope)  # errors raised by middleware are handled outside the log context
-    if isinstance(error, InternalError):
-        logger.error("unhandled error on %s %s", request.method, request.scope["path"], exc_info=exc, extra=context)
-    elif error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        logger.warning("%s %s: %s (%r)", request.method, request.scope["path"], error.detail, exc, extra=context)
-    if error.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
-        record_server_error(exc)  # Litestar marks no span as failed (litestar#4594); 4xx are not failures
-    body = ErrorBody(
-        detail=error.detail,
-        error_code=error.error_code,
-        timestamp=datetime.now(UTC),
-        path=request.scope["path"],
-        status_code=error.status_code,
-        errors=error.errors,
-    )
-    return Response(body, status_code=error.status_code, headers=error.headers, media_type=MediaType.JSON)

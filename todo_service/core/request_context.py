@@ -10,9 +10,12 @@ if TYPE_CHECKING:
 
     from litestar.types import Scope
 
-__all__ = ("CLIENT_IP_KEY", "REQUEST_ID_KEY", "ClientAddress", "request_id_of")
+__all__ = ("CLIENT_IP_KEY", "RATE_LIMIT", "REQUEST_ID_KEY", "ClientAddress", "request_id_of")
 
 REQUEST_ID_KEY = "request_id"
+# A route's ``opt`` key, declared by the route itself: the name of its own rate-limit rule (counted
+# per client IP, beside the per-IP rule), or False for a route that is never limited (probes, docs).
+RATE_LIMIT = "rate_limit"
 CLIENT_IP_KEY = "client_ip"
 _UNKNOWN = "unknown"
 

@@ -1,11 +1,11 @@
 """Transport hygiene: request ids, security headers, CORS, trusted hosts, request body deadlines.
 
-:meth:`TransportSecurity.install` (an ``on_app_init`` hook) wires it all:
+:meth:`TransportSecurity.middleware` heads the app's middleware list (see ``create_app``) and
+:meth:`TransportSecurity.install` (an ``on_app_init`` hook) adds the rest:
 
-- :class:`RequestIdMiddleware` goes first in the app's middleware list, so the id is in the scope
-  state (``request_id_of(scope)``) before authentication, rate limiting, handlers and the exception
-  handler run: logs and the audit trail can use it. The hook must be listed after every other
-  ``on_app_init`` hook that inserts middleware at the front (JWT auth, rate limits) to stay first.
+- :class:`RequestIdMiddleware` comes first, so the id is in the scope state
+  (``request_id_of(scope)``) before authentication, rate limiting, handlers and the exception
+  handler run: logs and the audit trail can use it.
 - Then the trusted-host check (two ``Host`` headers always, other hosts when ``ALLOWED_HOSTS``
   is not ``*``), the request body deadline (:class:`RequestBodyMiddleware`) and the docs pages' policy.
 - A ``before_send`` hook writes the headers. App middleware does not run for unknown-route 404s,
@@ -23,7 +23,6 @@ auth responses carry tokens, everything else is one user's data. Probes and docs
 
 from __future__ import annotations
 
-import asyncio
 import string
 import uuid
 from http import HTTPStatus
@@ -35,9 +34,9 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.routes import HTTPRoute
 
-from todo_service.core.errors import ClientClosedRequest, RequestTimeout
 from todo_service.core.request_context import REQUEST_ID_KEY
 from todo_service.core.settings import Settings, SettingsError
+from todo_service.http.body import RequestBodyMiddleware
 from todo_service.http.docs_csp import DocsPolicyMiddleware, docs_policies
 from todo_service.http.hosts import AllowedHosts, TrustedHostMiddleware
 
@@ -45,8 +44,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from litestar.config.app import AppConfig
+    from litestar.openapi import OpenAPIConfig
     from litestar.routes import BaseRoute
-    from litestar.types import ASGIApp, Message, Method, Receive, ReceiveMessage, Scope, Send
+    from litestar.types import ASGIApp, Message, Method, Receive, Scope, Send
 
 __all__ = (
     "API_CSP",
@@ -120,49 +120,6 @@ class RequestIdMiddleware(ASGIMiddleware):
         """Assign the id, then pass the request on."""
         ensure_request_id(scope)
         await next_app(scope, receive, send)
-
-
-class RequestBodyMiddleware(ASGIMiddleware):
-    """Bounds the time spent waiting for a request body, and tells a client that left from a bug.
-
-    - The body must arrive within ``timeout`` seconds of waiting in all (``REQUEST_BODY_TIMEOUT_SECONDS``):
-      time the app spends elsewhere does not count, each wait for the next chunk does. Past it,
-      :class:`RequestTimeout` (408, ``Connection: close``), so a client that trickles a byte at a
-      time cannot hold a connection, and its file descriptor, for longer than that.
-    - ``http.disconnect`` before the body is complete (the client dropped mid-upload) raises
-      :class:`ClientClosedRequest` (499, nobody reads it) where Litestar would raise a 500 and log
-      an error. Once the body is complete, receive is left alone: a streaming response still
-      learns of the disconnect as usual.
-    """
-
-    scopes = (ScopeType.HTTP,)
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the request on with a bounded ``receive``."""
-        budget = self.timeout
-        complete = False
-        clock = asyncio.get_running_loop().time
-
-        async def bounded_receive() -> ReceiveMessage:
-            nonlocal budget, complete
-            if complete:
-                return await receive()
-            started = clock()
-            try:
-                async with asyncio.timeout(max(budget, 0)):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeout(f"The request body did not arrive within {self.timeout:g}s") from None
-            budget -= clock() - started
-            if message["type"] == "http.disconnect":
-                raise ClientClosedRequest
-            complete = not message.get("more_body", False)
-            return message
-
-        await next_app(scope, bounded_receive, send)
 
 
 def _encode(headers: Sequence[tuple[str, str]]) -> tuple[tuple[bytes, bytes], ...]:
@@ -309,17 +266,20 @@ class TransportSecurity:
         self.allow = AllowHeader()
         self.body_timeout = settings.request_body_timeout_seconds
 
-    def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook; list it last so that the request id is assigned first."""
+    def middleware(self, openapi: OpenAPIConfig | None) -> list[ASGIMiddleware]:
+        """The transport's middleware, outermost first; the app lists them at the front of its own."""
         # Always: it also refuses a request with two Host headers, whatever ALLOWED_HOSTS says.
-        first: list[ASGIMiddleware] = [
+        middleware: list[ASGIMiddleware] = [
             RequestIdMiddleware(),
             TrustedHostMiddleware(self.allowed_hosts),
             RequestBodyMiddleware(self.body_timeout),
         ]
-        if pages := docs_policies(app_config.openapi_config):
-            first.append(DocsPolicyMiddleware(pages))
-        app_config.middleware[0:0] = first
+        if pages := docs_policies(openapi):
+            middleware.append(DocsPolicyMiddleware(pages))
+        return middleware
+
+    def install(self, app_config: AppConfig) -> AppConfig:
+        """``on_app_init`` hook: the response headers and CORS (the middleware is in the app's list)."""
         app_config.before_send.append(self.headers.before_send)
         app_config.before_send.append(self.allow.before_send)
         if self.cors is not None:

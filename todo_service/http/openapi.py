@@ -27,6 +27,7 @@ from todo_service.core.errors import (
     TokenRevoked,
     ValidationFailed,
 )
+from todo_service.core.request_context import RATE_LIMIT
 from todo_service.http.hosts import InvalidHost
 
 if TYPE_CHECKING:
@@ -124,7 +125,11 @@ def openapi_config(version: str, *, enabled: bool = True) -> OpenAPIConfig | Non
             RedocRenderPlugin(path="/redoc", js_url=REDOC_JS_URL),
         ],
         openapi_router=Router(
-            path=DOCS_PATH, route_handlers=[], include_in_schema=False, before_request=_refuse_unknown_docs_path
+            path=DOCS_PATH,
+            route_handlers=[],
+            include_in_schema=False,
+            before_request=_refuse_unknown_docs_path,
+            opt={RATE_LIMIT: False},  # the docs are never rate limited
         ),
         use_handler_docstrings=True,
         create_examples=False,

@@ -201,8 +201,12 @@ def configure_logging(
     *,
     trace_ids: TraceIds = no_trace,
     stream: TextIO | None = None,
+    ensure_request_id: Callable[[Scope], str | None] = request_id_of,
 ) -> RequestLogging:
     """Install (or replace) the process's one log handler from ``LOG_LEVEL`` and ``LOG_FORMAT``.
+
+    ``ensure_request_id`` gives a request its id (the transport layer's, which makes one when the
+    client sent none); by default the id already in the scope is read.
 
     Returns:
         The request side: its ``install`` is an ``on_app_init`` hook (access log, request context).
@@ -220,7 +224,7 @@ def configure_logging(
     logging.captureWarnings(capture=False)
     logging.captureWarnings(capture=True)
     _adopt_library_loggers()
-    return RequestLogging(ClientAddress(settings.trusted_proxies))
+    return RequestLogging(ClientAddress(settings.trusted_proxies), ensure_request_id)
 
 
 class _RequestContext(ASGIMiddleware):
@@ -261,17 +265,17 @@ class _LitestarLogging(BaseLoggingConfig):
 class RequestLogging:
     """The access log and the request log context of one app."""
 
-    def __init__(self, client_address: ClientAddress) -> None:
+    def __init__(self, client_address: ClientAddress, ensure_request_id: Callable[[Scope], str | None]) -> None:
         self.client_address = client_address
-        self.ensure_request_id: Callable[[Scope], str | None] = request_id_of  # until installed
+        self.ensure_request_id = ensure_request_id
+
+    @property
+    def middleware(self) -> ASGIMiddleware:
+        """The log context of a request and its clock: right inside the transport's middleware."""
+        return _RequestContext()
 
     def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook, listed just before ``TransportSecurity.install`` (request id first, then this)."""
-        # Imported here: http_headers imports errors, which imports this module (for ``in_request``).
-        from todo_service.http.headers import ensure_request_id  # noqa: PLC0415
-
-        self.ensure_request_id = ensure_request_id
-        app_config.middleware.insert(0, _RequestContext())
+        """``on_app_init`` hook: the access line (a ``before_send`` hook) and Litestar's logging left to ours."""
         app_config.before_send.append(self.before_send)
         app_config.logging_config = _LitestarLogging()
         return app_config

@@ -11,8 +11,9 @@ get a 401 in the contract's error body. The service's own JWTs do not open it.
   them in one family labelled by status code only, so scanners cannot mint series either.
 - The database pool (one per process, the engine's): checked-out connections, kept from its
   checkout/checkin events (a callback gauge cannot work in multiprocess mode), and its size.
-- Rate-limit rejections by rule and audit events by event and outcome (login failures, lockouts,
-  blocked logins, rate-limit hits, ...), counted by hooks where they happen.
+- Rate-limit rejections by rule, rate-limit storage failures (Redis down: served unlimited),
+  and audit events by event and outcome (login failures, lockouts, blocked logins, rate-limit
+  hits, ...), counted by hooks where they happen.
 - Dependencies: ``todo_dependency_up{dependency}``, 1 or 0 as the last readiness probe found it
   (database, redis); a Redis outage leaves the service ready but degraded, this says so.
 - Build info (version, Python version) = 1.
@@ -29,21 +30,17 @@ import hmac
 import os
 import platform
 import time
-from functools import cache
-from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, get
 from litestar.enums import ScopeType
+from litestar.middleware import DefineMiddleware
 from litestar.response import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
     CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
     generate_latest,
     multiprocess,
     values,
@@ -51,10 +48,14 @@ from prometheus_client import (
 from sqlalchemy import event
 
 from todo_service import __version__
-from todo_service.core.errors import InvalidToken, NotAuthenticated, to_app_error
+from todo_service.core.errors import InvalidToken, NotAuthenticated
+from todo_service.core.request_context import RATE_LIMIT
 from todo_service.core.settings import Settings, SettingsError
+from todo_service.observability.families import families, request_series
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from litestar.config.app import AppConfig
     from litestar.handlers import HTTPRouteHandler
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,93 +70,8 @@ __all__ = ("METRICS_PATH", "Metrics", "build_metrics", "watch_pool")
 
 METRICS_PATH = "/metrics"
 MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-PREFIX = "todo"
-APP_NAME = "todo-service"
 SKIP_KEY = "skip_metrics"  # a handler ``opt`` key: the request middleware leaves it alone
 _CHECKED_OUT = "todo_service.metrics.checked_out"  # marks a pool entry we counted as checked out
-
-
-class _Families:
-    """The service's own metric families, made on first use (in a serving worker).
-
-    prometheus-client registers a name once per process, and in multiprocess mode an unlabelled
-    metric writes a file as soon as it exists: never at import, nor by the CLI's app discovery.
-    """
-
-    def __init__(self) -> None:
-        self.audit_events = Counter(
-            f"{PREFIX}_audit_events_total", "Security events recorded in the audit trail", ["event", "outcome"]
-        )
-        self.rate_limit_rejections = Counter(
-            f"{PREFIX}_rate_limit_rejections_total", "Requests refused by a rate-limit rule", ["rule"]
-        )
-        self.unmatched_requests = Counter(
-            f"{PREFIX}_http_unmatched_requests_total", "Requests that matched no route (any path)", ["status_code"]
-        )
-        self.pool_checked_out = Gauge(
-            f"{PREFIX}_db_pool_checked_out", "Database connections in use", multiprocess_mode="livesum"
-        )
-        self.pool_size = Gauge(
-            f"{PREFIX}_db_pool_size", "Connections the database pools keep open", multiprocess_mode="livesum"
-        )
-        self.dependency_up = Gauge(
-            f"{PREFIX}_dependency_up",
-            "Whether a dependency answered the last readiness probe (1) or not (0)",
-            ["dependency"],
-            multiprocess_mode="livemostrecent",
-        )
-        self.build_info = Gauge(
-            f"{PREFIX}_build_info", "The running version", ["version", "python_version"], multiprocess_mode="livemax"
-        )
-
-
-@cache
-def families() -> _Families:
-    """The process's metric families (made on first call)."""
-    return _Families()
-
-
-class _RequestSeries:
-    """The request families, and their children by label values, looked up once per series.
-
-    ``Counter.labels(...)`` takes a lock and builds a key each call; four of them per request cost
-    more than the rest of this middleware, so children are kept here (bounded by the routes).
-    """
-
-    def __init__(self) -> None:
-        labels = ["method", "path", "status_code", "app_name"]
-        self.requests = Counter(f"{PREFIX}_http_requests_total", "Total requests", labels)
-        self.duration = Histogram(f"{PREFIX}_http_request_duration_seconds", "Request duration, in seconds", labels)
-        self.errors = Counter(f"{PREFIX}_http_requests_error_total", "Total errors in requests", labels)
-        self.in_progress = Gauge(
-            f"{PREFIX}_http_requests_in_progress",
-            "Total requests currently in progress",
-            labels,
-            multiprocess_mode="livesum",
-        )
-        self._finished: dict[tuple[str, str, int], tuple[Counter, Histogram, Counter | None]] = {}
-        self._running: dict[tuple[str, str], Gauge] = {}
-
-    def running(self, method: str, path: str) -> Gauge:
-        gauge = self._running.get((method, path))
-        if gauge is None:  # status_code is always 200 while running (as Litestar's middleware has it)
-            gauge = self._running[method, path] = self.in_progress.labels(method, path, 200, APP_NAME)
-        return gauge
-
-    def finished(self, method: str, path: str, status: int) -> tuple[Counter, Histogram, Counter | None]:
-        key = (method, path, status)
-        series = self._finished.get(key)
-        if series is None:
-            values = (method, path, status, APP_NAME)
-            error = self.errors.labels(*values) if status >= HTTPStatus.INTERNAL_SERVER_ERROR else None
-            series = self._finished[key] = (self.requests.labels(*values), self.duration.labels(*values), error)
-        return series
-
-
-@cache
-def request_series() -> _RequestSeries:
-    """The process's request families (made on first call, in a serving worker)."""
-    return _RequestSeries()
 
 
 class _RequestMetrics:
@@ -167,8 +83,9 @@ class _RequestMetrics:
     200, litestar#4747). The duration runs until the last body chunk is sent, or the error.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, status_of: Callable[[Exception], int]) -> None:
         self.app = app
+        self.status_of = status_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = scope.get("route_handler")
@@ -195,7 +112,7 @@ class _RequestMetrics:
             await self.app(scope, receive, timed_send)
         except Exception as exc:
             if not duration:  # no body sent yet: the app's exception handler (outside) answers for it
-                status, duration = to_app_error(exc).status_code, time.perf_counter() - started
+                status, duration = self.status_of(exc), time.perf_counter() - started
             raise
         finally:
             running.dec()
@@ -271,18 +188,20 @@ def multiprocess_dir(settings: Settings) -> str | None:
 class Metrics:
     """Everything metrics install in one app; see the module docstring."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, status_of: Callable[[Exception], int]) -> None:
         self.directory = multiprocess_dir(settings)
+        self.status_of = status_of  # the status the app's exception handler answers an exception with
         self.engine = engine
         self.token = settings.metrics_token.encode() if settings.metrics_token else None
         self._pool_size = 0
 
-    def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook; list it before the transport hooks, after JWT and the rate limiter.
+    @property
+    def middleware(self) -> DefineMiddleware:
+        """The request metrics: listed outside the rate limits and authentication, to count their 429s and 401s."""
+        return DefineMiddleware(_RequestMetrics, status_of=self.status_of)
 
-        The request middleware goes in front of those two, so their 401s and 429s are counted.
-        """
-        app_config.middleware.insert(0, _RequestMetrics)
+    def install(self, app_config: AppConfig) -> AppConfig:
+        """``on_app_init`` hook: the ``/metrics`` route, the unmatched-request count, the pool gauge."""
         app_config.route_handlers.append(self._endpoint())
         app_config.before_send.append(self._count_unmatched)
         app_config.on_startup.append(self._started)
@@ -296,6 +215,10 @@ class Metrics:
     def count_rejection(self, rule: str) -> None:
         """``RateLimiter.on_rejected``: every refused request, by the rule that refused it."""
         families().rate_limit_rejections.labels(rule).inc()
+
+    def count_storage_failure(self) -> None:
+        """``RateLimiter.on_storage_failure``: a limiter storage call that failed or timed out (served unlimited)."""
+        families().rate_limit_storage_failures.inc()
 
     def dependency_outcome(self, dependency: str, up: bool) -> None:  # noqa: FBT001  (the probe's callback)
         """``ReadinessProbe.on_outcome``: each dependency's state, as the last probe found it."""
@@ -315,7 +238,7 @@ class Metrics:
                 _check_bearer(request, token)
             return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-        options = {"exclude_from_auth": True, SKIP_KEY: True}
+        options = {"exclude_from_auth": True, SKIP_KEY: True, RATE_LIMIT: False}
         return get(METRICS_PATH, include_in_schema=False, sync_to_thread=True, opt=options)(metrics)
 
     async def _count_unmatched(self, message: Message, scope: Scope) -> None:
@@ -341,6 +264,7 @@ def build_metrics(
     engine: AsyncEngine,
     audit_log: AuditLog,
     rate_limiter: RateLimiter | None,
+    status_of: Callable[[Exception], int],
 ) -> Metrics | None:
     """The app's metrics, hooked into the audit log, the rate limiter and the engine's pool.
 
@@ -351,9 +275,10 @@ def build_metrics(
     """
     if not settings.metrics_enabled:
         return None
-    metrics = Metrics(settings, engine)
+    metrics = Metrics(settings, engine, status_of)
     watch_pool(engine)
     audit_log.on_record = metrics.count_audit_event
     if rate_limiter is not None:
         rate_limiter.on_rejected = metrics.count_rejection
+        rate_limiter.on_storage_failure = metrics.count_storage_failure
     return metrics

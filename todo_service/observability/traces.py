@@ -180,10 +180,14 @@ class Tracing:
             )
         )
 
+    @property
+    def middleware(self) -> ASGIMiddleware:
+        """No child spans for probes, docs and ``/metrics``: the innermost middleware."""
+        return _Untraced()
+
     def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook: the plugin (outermost, around routing), the untraced routes, the headers."""
+        """``on_app_init`` hook: the plugin (its server span is outermost, around routing) and the trace headers."""
         app_config.plugins.append(self.plugin)
-        app_config.middleware.append(_Untraced())
         app_config.before_send.append(_name_span_and_answer_trace_id)
         app_config.on_shutdown.append(self.flush)
         return app_config

@@ -1,18 +1,20 @@
 """Rate limits: moving windows (the ``limits`` package) per client IP, per sensitive route and per user.
 
-Where each rule runs. Litestar's JWT middleware is inserted first in the app's middleware list (the
-outermost); a middleware listed after it runs inside it and sees ``scope["user"]``. So
-:meth:`RateLimiter.install`, an ``on_app_init`` hook listed *after* the JWT one,
+Where each rule runs (the app's middleware list, in ``create_app``, places them):
 
-- inserts :class:`_PerClientLimits` at index 0, *outside* the JWT middleware: the per-IP rule and
+- :attr:`RateLimiter.before_authentication` goes *outside* the JWT middleware: the per-IP rule and
   the route rules (register, login, refresh; keyed by client IP) count every request, floods of
   bad tokens included;
-- appends :class:`_PerUserLimits`, *inside* it: the per-user rule, keyed by the caller's user id;
-- adds a ``before_send`` hook for the ``RateLimit-*`` headers of the tightest rule (a hook, not a
-  send wrapper: errors raised by middleware, a 401 or a 429, are sent past any wrapper).
+- :attr:`RateLimiter.after_authentication` goes *inside* it: the per-user rule, keyed by the
+  caller's user id;
+- :meth:`RateLimiter.install` adds a ``before_send`` hook for the ``RateLimit-*`` headers of the
+  tightest rule (a hook, not a send wrapper: errors raised by middleware, a 401 or a 429, are sent
+  past any wrapper).
 
-Both share one :class:`RateLimiter`: one storage, one set of counters. Health probes, the docs and
-``/metrics`` are never limited. Storage: memory (per process), or Redis when ``REDIS_URL`` is set
+Both share one :class:`RateLimiter`: one storage, one set of counters. What applies to a route is
+declared by the route, in its ``opt`` (:data:`~todo_service.core.request_context.RATE_LIMIT`): a
+rule of its own (``register``, ``login``, ``refresh``), or none at all (health probes, the docs,
+``/metrics``). Storage: memory (per process), or Redis when ``REDIS_URL`` is set
 (shared by every worker). If Redis fails or takes longer than ``REDIS_TIMEOUT``, the request is
 served unlimited (fail open): an optional limiter store must not take the whole API down with it,
 and account lockout, in the database, keeps protecting logins. After a failure Redis is left alone
@@ -25,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -36,22 +36,22 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from litestar.datastructures import MutableScopeHeaders
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from todo_service.auth.access import Caller
 from todo_service.core.errors import RateLimited
-from todo_service.core.request_context import ClientAddress
+from todo_service.core.request_context import RATE_LIMIT, ClientAddress
 from todo_service.core.settings import Settings, SettingsError
+from todo_service.ratelimit.middleware import PerClientLimits, PerUserLimits
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
+    from litestar import Litestar
     from litestar.config.app import AppConfig
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.middleware import ASGIMiddleware
+    from litestar.types import Message, Scope
 
     OnLimited = Callable[[Scope, str], Awaitable[None]]
 
@@ -62,9 +62,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 STATE_KEY = "rate_limiter"  # the limiter in ``app.state``, and the request's verdict in ``scope["state"]``
-EXEMPT_PATHS = re.compile(r"^/(?:api/v1/health|api/docs|metrics)(?:/|$)")
-# Route rules, by route path template; each has its own counter per client IP.
-ROUTE_RULES = {"/api/v1/auth/register": "register", "/api/v1/auth/login": "login", "/api/v1/auth/refresh": "refresh"}
+# The rules a route may declare as its own (``opt={RATE_LIMIT: "login"}``): each is a setting,
+# RATE_LIMIT_<NAME>, counted per client IP.
+ROUTE_RULES = ("register", "login", "refresh")
 STORAGE_RETRY_SECONDS = 1.0
 WARNING_INTERVAL_SECONDS = 60.0
 # REDIS_URL schemes (redis-py's) and the matching ``limits`` storage URIs.
@@ -117,12 +117,11 @@ class RateLimiter:
         self.client_address = ClientAddress(settings.trusted_proxies)
         self.per_ip = parse(settings.rate_limit_per_ip)
         self.per_user = parse(settings.rate_limit_per_user)
-        self.routes = {name: parse(getattr(settings, f"rate_limit_{name}")) for name in ROUTE_RULES.values()}
+        self.routes = {name: parse(getattr(settings, f"rate_limit_{name}")) for name in ROUTE_RULES}
         # Called the first time a key is refused within its window (not once per refused request).
         self.on_limited = on_limited
-        self.rejections: Counter[str] = Counter()  # refused requests, by rule
-        self.storage_failures = 0  # storage calls that failed or timed out
         self.on_rejected: Callable[[str], None] | None = None  # metrics: every refused request, by rule
+        self.on_storage_failure: Callable[[], None] | None = None  # metrics: each storage call that failed
         self._strategy = MovingWindowRateLimiter(storage)
         self._pool = pool
         self._timeout = settings.redis_timeout if pool else None  # memory does no I/O: nothing to bound
@@ -131,14 +130,36 @@ class RateLimiter:
         self._unreported = 0
         self._failing = False
 
+    @property
+    def before_authentication(self) -> ASGIMiddleware:
+        """The per-IP rule and the route's own: listed outside authentication (floods of bad tokens count)."""
+        return PerClientLimits(self)
+
+    @property
+    def after_authentication(self) -> ASGIMiddleware:
+        """The per-user rule: listed inside authentication (it needs the caller)."""
+        return PerUserLimits(self)
+
     def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook; must come after the JWT auth's own (see the module docstring)."""
-        app_config.middleware.insert(0, _PerClientLimits(self))
-        app_config.middleware.append(_PerUserLimits(self))
+        """``on_app_init`` hook: the ``RateLimit-*`` headers, the route check at start, the storage's close."""
         app_config.before_send.append(self.add_headers)
+        app_config.on_startup.append(self.check_routes)
         app_config.on_shutdown.append(self.close)
         app_config.state[STATE_KEY] = self
         return app_config
+
+    def check_routes(self, app: Litestar) -> None:
+        """At start: every rule a route declares exists (a typo would otherwise be a 500 per request).
+
+        Raises:
+            ValueError: a route declares a rule that no setting defines.
+        """
+        for route in app.routes:
+            for handler in getattr(route, "route_handlers", ()):
+                declared = handler.opt.get(RATE_LIMIT)
+                if isinstance(declared, str) and declared not in self.routes:
+                    msg = f"{route.path} declares the rate-limit rule {declared!r}; known: {', '.join(ROUTE_RULES)}"
+                    raise ValueError(msg)
 
     async def close(self) -> None:
         """Close the Redis connections (at app shutdown)."""
@@ -193,7 +214,6 @@ class RateLimiter:
         return Verdict(rule, item.amount, max(0, stats.remaining), reset_after, allowed)
 
     async def _refused(self, scope: Scope, verdict: Verdict, item: RateLimitItem, identity: str) -> None:
-        self.rejections[verdict.rule] += 1
         if self.on_rejected is not None:
             self.on_rejected(verdict.rule)
         if self.on_limited is None:
@@ -228,7 +248,8 @@ class RateLimiter:
 
     def _failed(self, exc: Exception) -> None:
         now = time.monotonic()
-        self.storage_failures += 1
+        if self.on_storage_failure is not None:
+            self.on_storage_failure()
         self._unreported += 1
         self._failing = True
         self._skip_until = now + STORAGE_RETRY_SECONDS
@@ -243,44 +264,6 @@ class RateLimiter:
             )
             self._unreported = 0
             self._next_warning = now + WARNING_INTERVAL_SECONDS
-
-
-def _path(scope: Scope) -> str:
-    return str(scope.get("path_template") or scope["path"])
-
-
-class _PerClientLimits(ASGIMiddleware):
-    """Before authentication: the per-IP rule on every route, plus the route's own rule."""
-
-    scopes = (ScopeType.HTTP,)
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self.limiter = limiter
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        path = _path(scope)
-        if not EXEMPT_PATHS.match(path):
-            ip = self.limiter.client_address.of(scope)
-            checks = [("per_ip", self.limiter.per_ip, ip)]
-            if route := ROUTE_RULES.get(path):  # the tighter rule first: a refusal spends no per-IP slot
-                checks.insert(0, (route, self.limiter.routes[route], ip))
-            await self.limiter.enforce(scope, checks)
-        await next_app(scope, receive, send)
-
-
-class _PerUserLimits(ASGIMiddleware):
-    """After authentication: the per-user rule, for requests that carry a valid token."""
-
-    scopes = (ScopeType.HTTP,)
-
-    def __init__(self, limiter: RateLimiter) -> None:
-        self.limiter = limiter
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        caller = scope.get("user")
-        if isinstance(caller, Caller) and not EXEMPT_PATHS.match(_path(scope)):
-            await self.limiter.enforce(scope, [("per_user", self.limiter.per_user, str(caller.user_id))])
-        await next_app(scope, receive, send)
 
 
 def build_rate_limiter(settings: Settings, on_limited: OnLimited | None = None) -> RateLimiter | None:

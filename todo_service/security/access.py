@@ -45,7 +45,6 @@ class Caller:
 
     user_id: UUID
     session_id: UUID
-    token_id: str
 
 
 # The caller's identity as statement parameters: guards are built once, with these placeholders.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from todo_service.core.errors import WeakPassword
+from todo_service.security.errors import WeakPassword
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer

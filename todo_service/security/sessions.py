@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 
-from todo_service.auth.lockout import prune_login_failures
 from todo_service.db.models import AuthSession
+from todo_service.security.lockout import prune_login_failures
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from litestar import Litestar
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from todo_service.auth.lockout import LockoutPolicy
+    from todo_service.security.lockout import LockoutPolicy
 
 __all__ = (
     "NewRefreshToken",

@@ -2,7 +2,7 @@
 
 A token names its user (``sub``), its login session (``sid``) and itself (``jti``). Checking one
 costs no database round trip: whether its session is still live is asked inside the query that
-serves the request (see :mod:`todo_service.auth.access`). A verified token's verdict is kept until
+serves the request (see :mod:`todo_service.security.access`). A verified token's verdict is kept until
 it expires (:class:`VerifiedTokens`), so a client's next requests skip the signature check.
 """
 
@@ -10,23 +10,27 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
+import jwt
 from litestar.exceptions import NotAuthorizedException
+from litestar.middleware import DefineMiddleware
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
-from todo_service.auth.access import Caller
-from todo_service.core.errors import NotAuthenticated
+from todo_service.core.errors import InvalidToken, NotAuthenticated, TokenExpired
+from todo_service.security.access import Caller
 
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from litestar.config.app import AppConfig
     from litestar.connection import ASGIConnection
     from litestar.middleware.authentication import AuthenticationResult
 
 __all__ = (
     "AccessToken",
+    "BearerJWTAuth",
     "BearerTokenMiddleware",
     "IssuedToken",
     "TokenIssuer",
@@ -93,11 +97,13 @@ class BearerTokenMiddleware(JWTAuthenticationMiddleware):
     """Litestar's JWT middleware, refusing tokens sent under any scheme but ``Bearer``; verdicts kept.
 
     Litestar takes whatever follows the first space (``Basic <jwt>`` would pass). Litestar makes one
-    middleware per route, so the kept verdicts live on the class that :func:`build_jwt_auth` makes
-    for its app (one store per app and key).
+    middleware per route, so the kept verdicts are one store per app (and key), handed to each of
+    them by :class:`BearerJWTAuth`.
     """
 
-    verified: ClassVar[VerifiedTokens] = VerifiedTokens()
+    def __init__(self, *, verified: VerifiedTokens, **options: Any) -> None:  # noqa: ANN401
+        super().__init__(**options)
+        self.verified = verified
 
     async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
         """Authenticate ``Authorization: Bearer <token>`` (scheme case-insensitive, RFC 7235)."""
@@ -107,7 +113,10 @@ class BearerTokenMiddleware(JWTAuthenticationMiddleware):
             raise NotAuthenticated
         if (known := self.verified.get(token)) is not None:
             return known
-        result = await self.authenticate_token(encoded_token=token, connection=connection)
+        try:
+            result = await self.authenticate_token(encoded_token=token, connection=connection)
+        except NotAuthorizedException as exc:  # Litestar says "Invalid token" either way; the cause tells
+            raise TokenExpired if isinstance(exc.__cause__, jwt.ExpiredSignatureError) else InvalidToken from exc
         self.verified.put(token, result)
         return result
 
@@ -115,14 +124,35 @@ class BearerTokenMiddleware(JWTAuthenticationMiddleware):
 async def caller_from_token(token: AccessToken, _: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     """Turn verified claims into the caller, without touching the database."""
     try:
-        return Caller(user_id=uuid.UUID(token.sub), session_id=uuid.UUID(str(token.sid)), token_id=str(token.jti))
+        return Caller(user_id=uuid.UUID(token.sub), session_id=uuid.UUID(str(token.sid)))
     except ValueError:
-        raise NotAuthorizedException("Invalid token") from None
+        raise InvalidToken from None
 
 
-def build_jwt_auth(secret: str, ttl: timedelta) -> JWTAuth[Caller, AccessToken]:
+@dataclass
+class BearerJWTAuth(JWTAuth[Caller, AccessToken]):
+    """Litestar's JWT auth with :class:`BearerTokenMiddleware`, which shares one store of verified tokens."""
+
+    authentication_middleware_class: type[JWTAuthenticationMiddleware] = BearerTokenMiddleware
+    verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+
+    @property
+    def middleware(self) -> DefineMiddleware:
+        """Litestar's middleware definition, plus this app's store of verified tokens."""
+        base = super().middleware
+        return DefineMiddleware(base.middleware, *base.args, verified=self.verified_tokens, **base.kwargs)
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Litestar's hook (the OpenAPI security scheme) without its middleware: the app's list places that."""
+        middleware = list(app_config.middleware)
+        app_config = super().on_app_init(app_config)
+        app_config.middleware = middleware
+        return app_config
+
+
+def build_jwt_auth(secret: str, ttl: timedelta) -> BearerJWTAuth:
     """The JWT middleware config: every route needs a bearer token unless it opts out."""
-    return JWTAuth[Caller, AccessToken](
+    return BearerJWTAuth(
         retrieve_user_handler=caller_from_token,
         token_secret=secret,
         token_cls=AccessToken,
@@ -132,10 +162,6 @@ def build_jwt_auth(secret: str, ttl: timedelta) -> JWTAuth[Caller, AccessToken]:
         require_claims=["iat", "jti", "sid"],
         exclude=PUBLIC_PATH_PATTERNS,
         exclude_opt_key=EXCLUDE_FROM_AUTH_KEY,
-        # A class per app: its verified tokens are this app's (and this key's) alone.
-        authentication_middleware_class=type(
-            "BearerTokenMiddleware", (BearerTokenMiddleware,), {"verified": VerifiedTokens()}
-        ),
         openapi_security_scheme_name="BearerToken",
         description="An access token from `POST /api/v1/auth/login` or `/register`.",
     )

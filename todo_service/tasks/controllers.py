@@ -8,12 +8,13 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from todo_service.auth.access import Caller
-from todo_service.core.errors import FieldError, Forbidden, NotFound, TaskNotFound, ValidationFailed
+from todo_service.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from todo_service.core.pagination import Page, PageNumber, PageSize
 from todo_service.core.schema import NO_NUL, MessageResponse
 from todo_service.db.models import Priority
 from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
+from todo_service.security.access import Caller
+from todo_service.tasks.errors import TaskNotFound
 from todo_service.tasks.schemas import (
     READ_ONLY_FIELDS,
     SORT_PATTERN,

@@ -3,7 +3,7 @@
 :class:`TaskRepository` is an Advanced Alchemy repository of :class:`~todo_service.db.models.Task`.
 Its own methods (``page``, ``one``, ``insert``, ``update_fields``, ``remove``) take the owner and
 the caller first, so none can run without the owner's ``user_id`` and the caller's permission
-(:func:`~todo_service.auth.access.guard`) in its ``WHERE``: another user's task and a missing one
+(:func:`~todo_service.security.access.guard`) in its ``WHERE``: another user's task and a missing one
 are the same empty result.
 
 Each statement is built once with placeholders (listings once per set of filters and sort order,
@@ -37,9 +37,9 @@ from sqlalchemy import (
     update,
 )
 
-from todo_service.auth.access import caller_params, explain_refusal, guard
 from todo_service.core.pagination import PageQuery, fetch_page
 from todo_service.db.models import Priority, Task
+from todo_service.security.access import caller_params, explain_refusal, guard
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import Delete, Insert, Update
     from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 
-    from todo_service.auth.access import Caller
     from todo_service.db.statements import Row, Statements
+    from todo_service.security.access import Caller
     from todo_service.tasks.schemas import TaskFilters
 
 __all__ = ("TASK_COLUMNS", "TaskRepository", "as_utc", "task_scope")

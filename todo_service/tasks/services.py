@@ -1,7 +1,7 @@
 """Tasks: the rules of the task routes, over :class:`~todo_service.tasks.repository.TaskRepository`.
 
 The repository answers None when a statement found nothing it may touch; the service tells the
-caller why (:func:`~todo_service.auth.access.refuse`: a 404 for a task that is not there or not
+caller why (:func:`~todo_service.security.access.refuse`: a 404 for a task that is not there or not
 theirs, a 403 or 401 when their own permission is the reason).
 """
 
@@ -11,16 +11,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from todo_service.auth.access import refuse
-from todo_service.core.errors import AppError, Forbidden, TaskNotFound
+from todo_service.core.errors import AppError, Forbidden
 from todo_service.core.pagination import Page
+from todo_service.security.access import refuse
+from todo_service.tasks.errors import TaskNotFound
 from todo_service.tasks.repository import as_utc
 from todo_service.tasks.schemas import TaskRead
 
 if TYPE_CHECKING:
     from uuid import UUID
 
-    from todo_service.auth.access import Caller
+    from todo_service.security.access import Caller
     from todo_service.tasks.repository import TaskRepository
     from todo_service.tasks.schemas import TaskCreate, TaskFilters
 

@@ -6,11 +6,13 @@ from litestar.params import JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from todo_service.audit.log import AuditTrail
-from todo_service.auth.access import Caller
-from todo_service.auth.services import AuthConfig
-from todo_service.core.errors import EmailAlreadyRegistered, Forbidden, WeakPassword
+from todo_service.core.errors import Forbidden
 from todo_service.core.schema import MessageResponse
 from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
+from todo_service.security.access import Caller
+from todo_service.security.config import AuthConfig
+from todo_service.security.errors import WeakPassword
+from todo_service.users.errors import EmailAlreadyRegistered
 from todo_service.users.schemas import PasswordChange, UserRead, UserUpdate
 from todo_service.users.services import UserService
 

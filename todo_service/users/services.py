@@ -11,12 +11,13 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import IntegrityError
 
 from todo_service.audit.log import Event, Outcome
-from todo_service.auth.access import caller_may, refuse
-from todo_service.auth.passwords import check_password_policy
-from todo_service.auth.sessions import revoke_sessions
-from todo_service.core.errors import EmailAlreadyRegistered, Forbidden, UserNotFound
+from todo_service.core.errors import Forbidden
 from todo_service.core.service import Service
 from todo_service.db.models import Role, User
+from todo_service.security.access import caller_may, refuse
+from todo_service.security.passwords import check_password_policy
+from todo_service.security.sessions import revoke_sessions
+from todo_service.users.errors import EmailAlreadyRegistered, UserNotFound
 from todo_service.users.schemas import UserRead
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from todo_service.audit.log import AuditTrail
-    from todo_service.auth.access import Caller
-    from todo_service.auth.passwords import Passwords
+    from todo_service.security.access import Caller
+    from todo_service.security.passwords import Passwords
     from todo_service.users.schemas import PasswordChange, UserUpdate
 
 __all__ = ("USER_COLUMNS", "UserService", "normalize_email")
