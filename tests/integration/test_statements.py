@@ -43,7 +43,7 @@ NOW = datetime(2030, 5, 17, 9, 30, tzinfo=UTC)
 
 
 @contextlib.asynccontextmanager
-async def started_statements(
+async def statements_on(
     settings: Settings, tracer: Tracer | None = None
 ) -> AsyncIterator[AsyncpgStatements | EngineStatements]:
     """The statements an app on ``settings`` runs on; their engine disposed afterwards."""
@@ -60,7 +60,7 @@ async def runner(database_url: str, db_engine: AsyncEngine) -> AsyncIterator[Asy
     async with db_engine.begin() as connection:
         await connection.execute(delete(Task))
         await connection.execute(delete(User))
-    async with started_statements(make_settings(database_url)) as statements:
+    async with statements_on(make_settings(database_url)) as statements:
         yield statements
 
 
@@ -177,9 +177,9 @@ async def test_session_statements_run_inside_the_session(database_url: str, db_e
 
 @pytest.fixture
 async def postgres_statements(postgres_admin_url: str) -> AsyncIterator[AsyncpgStatements]:
-    """AsyncpgStatements on the PostgreSQL server (no tables needed), started."""
+    """AsyncpgStatements on the PostgreSQL server (no tables needed)."""
     settings = make_settings(postgres_admin_url, db_pool_size=2, db_max_overflow=0, db_pool_timeout=1)
-    async with started_statements(settings) as statements:
+    async with statements_on(settings) as statements:
         assert isinstance(statements, AsyncpgStatements)
         yield statements
 
@@ -238,7 +238,7 @@ async def test_an_exhausted_pool_is_a_503_after_the_pool_timeout(postgres_statem
 async def test_a_database_that_is_down_is_a_503(postgres_admin_url: str) -> None:
     url = f"postgresql+asyncpg://u:p@127.0.0.1:{free_port()}/x"
     # The pool connects on first use: a database that is down does not stop the start.
-    async with started_statements(make_settings(url, db_pool_timeout=1)) as statements:
+    async with statements_on(make_settings(url, db_pool_timeout=1)) as statements:
         with pytest.raises(ConnectionRefusedError) as caught:
             await statements.one(PLUS, {"a": 1, "b": 1})
     assert isinstance(to_app_error(caught.value), ServiceUnavailable)
@@ -309,7 +309,7 @@ async def test_spans_name_the_statement_and_never_its_values(postgres_admin_url:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    async with started_statements(make_settings(postgres_admin_url), provider.get_tracer("test")) as statements:
+    async with statements_on(make_settings(postgres_admin_url), provider.get_tracer("test")) as statements:
         assert await statements.one(PLUS, {"a": 40, "b": 2}) == (42,)
         with pytest.raises(asyncpg.PostgresError):
             await statements.one(select(text("no_such_column")), {})

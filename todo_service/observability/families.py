@@ -42,7 +42,9 @@ class _Families:
             f"{PREFIX}_db_pool_checked_out", "Database connections in use", multiprocess_mode="livesum"
         )
         self.pool_size = Gauge(
-            f"{PREFIX}_db_pool_size", "Connections the database pools keep open", multiprocess_mode="livesum"
+            f"{PREFIX}_db_pool_size",
+            "Connections the database pool may hold (DB_POOL_SIZE + DB_MAX_OVERFLOW)",
+            multiprocess_mode="livesum",
         )
         self.dependency_up = Gauge(
             f"{PREFIX}_dependency_up",
