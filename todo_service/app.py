@@ -12,6 +12,7 @@ from litestar import Litestar, Request
 from litestar.config.app import AppConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.plugins import InitPlugin
 from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_scoped_session, async_sessionmaker
 
@@ -95,11 +96,14 @@ async def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def last_words(app_config: AppConfig) -> AppConfig:
-    """``on_app_init`` hook, listed last: freeze and log once start-up is done; log once shutdown is."""
-    app_config.on_startup.extend([freeze_startup_objects, log_started])
-    app_config.on_shutdown.append(log_stopped)
-    return app_config
+class LastWords(InitPlugin):
+    """The plugin listed last: freeze and log once start-up is done; log once shutdown is."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """After every hook the plugins before it added (they run in list order)."""
+        app_config.on_startup.extend([freeze_startup_objects, log_started])
+        app_config.on_shutdown.append(log_stopped)
+        return app_config
 
 
 def provide_caller(request: Request[Caller, Any, Any]) -> Caller:
@@ -181,8 +185,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[AuthController, UserController, TaskController, AdminController, SystemController],
-        # Strict bodies: decoded without coercion, every error at once, documented additionalProperties: false.
-        plugins=[SQLAlchemyPlugin(config=db_config), ProjectCommands(), StrictBodies(), StrictBodySchema()],
+        # Each cross-cutting concern is a plugin adding its routes, before_send hooks, start-up and shutdown
+        # steps in its on_app_init, in this order (Litestar runs them in list order); none inserts middleware.
+        plugins=[
+            SQLAlchemyPlugin(config=db_config),
+            ProjectCommands(),
+            StrictBodies(),  # strict bodies: decoded without coercion, every error at once
+            StrictBodySchema(),  # documented additionalProperties: false
+            jwt_auth,  # the OpenAPI security scheme
+            *([rate_limiter] if rate_limiter else []),  # RateLimit-* headers, the route-rule check, Redis's close
+            *([metrics] if metrics else []),  # /metrics, unmatched requests, pool gauge
+            *([tracing] if tracing else []),  # server spans (a plugin, around routing), X-Trace-Id, untraced routes
+            request_logging,  # the access line
+            transport,  # security headers, Allow, CORS
+            LastWords(),  # last: after every hook the others added
+        ],
         before_request=check_query,  # unknown, repeated or invalid query parameters: one 422 naming them all
         state=State({"context": context}),
         # Every middleware, outermost first: the one place their order is stated.
@@ -195,17 +212,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *([rate_limiter.before_authentication] if rate_limiter else []),  # per-IP and route rules: bad tokens count
             jwt_auth.middleware,  # the caller, from the bearer token (routes opt out with exclude_from_auth)
             *([rate_limiter.after_authentication] if rate_limiter else []),  # the per-user rule needs the caller
-            *([tracing.middleware] if tracing else []),  # no child spans for probes, docs, /metrics
-        ],
-        # Hooks that add what is not middleware: routes, before_send hooks, start-up and shutdown steps.
-        on_app_init=[
-            jwt_auth.on_app_init,  # the OpenAPI security scheme
-            *([rate_limiter.install] if rate_limiter else []),  # RateLimit-* headers
-            *([metrics.install] if metrics else []),  # /metrics, unmatched requests, pool gauge
-            *([tracing.install] if tracing else []),  # server spans (a plugin, around routing), X-Trace-Id
-            request_logging.install,  # the access line
-            transport.install,  # security headers, Allow, CORS
-            last_words,  # after every hook the others added
+            *([tracing.middleware] if tracing else []),  # no child spans for routes declaring UNTRACED
         ],
         dependencies={
             "caller": Provide(provide_caller, sync_to_thread=False),

@@ -19,13 +19,20 @@ from litestar import Litestar, get
 from litestar.datastructures import State
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.factories import PASSWORD, Account, SameLoopClient, create_task, make_settings, register
 from tests.otlp_receiver import HTTPReceiver, ReceivedSpan, otlp_http_receiver
 from tests.processes import running_service, service_env, stop
 from tests.servers import RedisServer, migrate, redis_server
 from todo_service import __version__
-from todo_service.observability.traces import TRACE_ID_HEADER, shutdown_tracing, tracer_provider_for
+from todo_service.observability.traces import (
+    TRACE_ID_HEADER,
+    UNTRACED,
+    build_tracing,
+    shutdown_tracing,
+    tracer_provider_for,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -355,6 +362,50 @@ async def test_health_docs_and_metrics_are_not_traced(traced: Client, traces: Tr
     others = [span for span in traces.receiver.spans()[before:] if span.trace_id != trace_id_of(marker)]
     # Only the session pruner's background DELETE may come in between; nothing of the probes.
     assert not [span for span in others if not span.attributes.get("db.statement", "").startswith("DELETE")], others
+
+
+@pytest.mark.usefixtures("traced")  # its teardown shuts the provider down, before the receiver stops
+async def test_a_route_that_declares_untraced_makes_no_span_and_an_ordinary_one_does(
+    traced_settings: Settings, traces: Traces
+) -> None:
+    # An app of its own, with only the tracing plugin: what is untraced is what the routes declare.
+    engine = create_async_engine("sqlite+aiosqlite://")
+    tracing = build_tracing(traced_settings, engine)
+    assert tracing is not None
+
+    async def query(marker: str) -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text(f"SELECT 1 AS {marker}"))
+
+    @get("/quiet/{item_id:int}", opt={UNTRACED: True})
+    async def quiet() -> None:
+        await query("quiet_marker")
+
+    @get("/loud/{item_id:int}")
+    async def loud() -> None:
+        await query("loud_marker")
+
+    app = Litestar([quiet, loud], plugins=[tracing], middleware=[tracing.middleware])
+    traces.flush()
+    before = len(traces.receiver.spans())
+    try:
+        async with SameLoopClient(app=app) as client:
+            untraced = await client.get("/quiet/1")
+            ordinary = await client.get("/loud/2")
+    finally:
+        await engine.dispose()
+
+    assert (untraced.status_code, ordinary.status_code) == (200, 200)
+    assert TRACE_ID_HEADER not in untraced.headers  # no server span to name
+    spans = traces.of(ordinary)  # exported after anything the untraced request could have made
+    server = server_span(spans)
+    assert server.name == "GET /loud/{item_id}"
+    (loud_query,) = db_spans(spans)
+    assert "loud_marker" in loud_query.attributes["db.statement"]
+    assert loud_query.parent_span_id == server.span_id
+    others = [span for span in traces.receiver.spans()[before:] if span.trace_id != server.trace_id]
+    assert "quiet" not in all_text(others), others  # neither a server span nor its query's span
+    assert not [span for span in others if span.kind == "SERVER"], others
 
 
 async def test_unrouted_requests_are_named_by_their_method_only(traced: Client, traces: Traces) -> None:

@@ -7,9 +7,12 @@ The argon2 spans of ``Passwords`` are checked here too, with the SDK's in-memory
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from litestar import Litestar, Router, get, post
+from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -27,12 +30,14 @@ from tests.servers import redis_server
 from todo_service import __version__
 from todo_service.core.settings import Settings, SettingsError
 from todo_service.observability.traces import (
-    UNTRACED_PATHS,
+    UNTRACED,
+    Tracing,
     build_tracing,
     current_trace_ids,
     record_server_error,
     shutdown_tracing,
     tracer_provider_for,
+    untraced_path_pattern,
 )
 from todo_service.security.passwords import Passwords
 
@@ -319,22 +324,75 @@ async def test_record_server_error_marks_the_span_and_hides_statement_values(
 
 
 @pytest.mark.parametrize(
-    ("path", "untraced"),
+    ("route", "path", "untraced"),
     [
-        ("/api/v1/health", True),
-        ("/api/v1/health/ready", True),
-        ("/api/docs", True),
-        ("/api/docs/swagger", True),
-        ("/api/docs/openapi.json", True),
-        ("/metrics", True),
-        ("/api/v1/healthz", False),
-        ("/metrics-extra", False),
-        ("/api/v1/users/me", False),
-        ("/api/v1/auth/login", False),
+        ("/api/v1/health", "/api/v1/health", True),
+        ("/api/v1/health", "/api/v1/health/", True),
+        ("/api/v1/health", "/api/v1/healthz", False),
+        ("/api/v1/health", "/api/v1/health/ready", False),
+        ("/api/v1/health", "/x/api/v1/health", False),
+        ("/metrics", "/metrics-extra", False),
+        ("/metrics", "/metrics\n", False),
+        ("/api/docs/openapi.json", "/api/docs/openapi-json", False),
+        ("/api/docs/{path:str}", "/api/docs/nope", True),
+        ("/api/docs/{path:str}", "/api/docs/a/b", False),
+        ("/api/docs/{path:str}", "/api/docs", False),
+        ("/users/{user_id:uuid}/tasks", "/users/abc/tasks", True),
+        ("/users/{user_id:uuid}/tasks", "/users/abc/tasks/1", False),
+        ("/files/{rest:path}", "/files", True),
+        ("/files/{rest:path}", "/files/a/b", True),
+        ("/files/{rest:path}", "/filesx", False),
+        ("/", "/", True),
+        ("/", "/a", False),
     ],
 )
-def test_untraced_paths(path: str, *, untraced: bool) -> None:
-    assert bool(UNTRACED_PATHS.match(path)) is untraced
+def test_an_untraced_route_path_becomes_an_anchored_pattern(route: str, path: str, *, untraced: bool) -> None:
+    assert bool(re.search(untraced_path_pattern(route), path)) is untraced
+
+
+def test_tracing_excludes_the_paths_whose_routes_declare_untraced() -> None:
+    @get("/probe", opt={UNTRACED: True}, sync_to_thread=False)
+    def probe() -> None: ...
+
+    @get("/work/{item_id:int}", sync_to_thread=False)
+    def work() -> None: ...
+
+    @get("/mixed", opt={UNTRACED: True}, sync_to_thread=False)
+    def mixed_read() -> None: ...
+
+    @post("/mixed", sync_to_thread=False)
+    def mixed_write() -> None: ...
+
+    @get("/{item_id:int}", sync_to_thread=False)
+    def inherited() -> None: ...
+
+    quiet = Router("/quiet", route_handlers=[inherited], opt={UNTRACED: True})
+    tracing = Tracing(provider_of(traced_settings()))
+    app = Litestar(
+        [probe, work, mixed_read, mixed_write, quiet],
+        plugins=[tracing],
+        middleware=[tracing.middleware],
+        openapi_config=None,
+    )
+
+    assert app.plugins.get(OpenTelemetryPlugin) is tracing.plugin  # added by the plugin's on_app_init
+    untraced = {"/probe": True, "/work/{item_id:int}": False, "/mixed": False, "/quiet/{item_id:int}": True}
+    assert tracing.untraced_paths == untraced
+    exclude = tracing.plugin.config.exclude
+    assert isinstance(exclude, list)
+    paths = ("/probe", "/work/1", "/mixed", "/quiet/7")
+    matching = {path for path in paths if any(re.search(pattern, path) for pattern in exclude)}
+    assert matching == {"/probe", "/quiet/7"}  # a path one of whose handlers is traced keeps its server span
+
+
+def test_without_untraced_routes_nothing_is_excluded() -> None:
+    @get("/work", sync_to_thread=False)
+    def work() -> None: ...
+
+    tracing = Tracing(provider_of(traced_settings()))
+    Litestar([work], plugins=[tracing], middleware=[tracing.middleware])  # warnings are errors: no "excluded on all"
+
+    assert tracing.plugin.config.exclude is None  # not [], which would exclude every path
 
 
 # --- argon2 spans ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Transport hygiene: request ids, security headers, CORS, trusted hosts, request body deadlines.
 
 :meth:`TransportSecurity.middleware` heads the app's middleware list (see ``create_app``) and
-:meth:`TransportSecurity.install` (an ``on_app_init`` hook) adds the rest:
+:class:`TransportSecurity`, a plugin, adds the rest in its ``on_app_init``:
 
 - :class:`RequestIdMiddleware` comes first, so the id is in the scope state
   (``request_id_of(scope)``) before authentication, rate limiting, handlers and the exception
@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
+from litestar.plugins import InitPlugin
 from litestar.routes import HTTPRoute
 
 from todo_service.core.request_context import REQUEST_ID_KEY
@@ -256,8 +257,8 @@ def cors_config(origins: Sequence[str]) -> CORSConfig | None:
     )
 
 
-class TransportSecurity:
-    """Everything above, built once from the settings; :meth:`install` puts it into the app."""
+class TransportSecurity(InitPlugin):
+    """Everything above, built once from the settings; a plugin (its middleware is listed by ``create_app``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.headers = SecurityHeaders(hsts_max_age=settings.hsts_max_age)
@@ -278,8 +279,8 @@ class TransportSecurity:
             middleware.append(DocsPolicyMiddleware(pages))
         return middleware
 
-    def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook: the response headers and CORS (the middleware is in the app's list)."""
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """The response headers and CORS (the middleware is in the app's list)."""
         app_config.before_send.append(self.headers.before_send)
         app_config.before_send.append(self.allow.before_send)
         if self.cors is not None:

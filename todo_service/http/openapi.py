@@ -29,6 +29,7 @@ from todo_service.core.errors import (
 )
 from todo_service.core.request_context import RATE_LIMIT
 from todo_service.http.hosts import InvalidHost
+from todo_service.observability.traces import UNTRACED
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -129,7 +130,7 @@ def openapi_config(version: str, *, enabled: bool = True) -> OpenAPIConfig | Non
             route_handlers=[],
             include_in_schema=False,
             before_request=_refuse_unknown_docs_path,
-            opt={RATE_LIMIT: False},  # the docs are never rate limited
+            opt={RATE_LIMIT: False, UNTRACED: True},  # the docs are never rate limited, nor traced
         ),
         use_handler_docstrings=True,
         create_examples=False,

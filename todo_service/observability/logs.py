@@ -39,6 +39,7 @@ import msgspec
 from litestar.enums import ScopeType
 from litestar.logging.config import BaseLoggingConfig
 from litestar.middleware import ASGIMiddleware
+from litestar.plugins import InitPlugin
 
 from todo_service.core.request_context import REQUEST_ID_KEY, ClientAddress, request_id_of
 
@@ -209,7 +210,7 @@ def configure_logging(
     client sent none); by default the id already in the scope is read.
 
     Returns:
-        The request side: its ``install`` is an ``on_app_init`` hook (access log, request context).
+        The request side, a plugin (the access log, Litestar's logging) with a middleware (request context).
     """
     root = logging.getLogger()
     handler = LogHandler(json=settings.effective_log_format == "json", trace_ids=trace_ids, stream=stream)
@@ -262,8 +263,11 @@ class _LitestarLogging(BaseLoggingConfig):
         logger.setLevel(level)
 
 
-class RequestLogging:
-    """The access log and the request log context of one app."""
+class RequestLogging(InitPlugin):
+    """The access log and the request log context of one app, as a plugin.
+
+    Its middleware (:attr:`middleware`) is not inserted by the plugin: ``create_app`` lists it.
+    """
 
     def __init__(self, client_address: ClientAddress, ensure_request_id: Callable[[Scope], str | None]) -> None:
         self.client_address = client_address
@@ -274,8 +278,8 @@ class RequestLogging:
         """The log context of a request and its clock: right inside the transport's middleware."""
         return _RequestContext()
 
-    def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook: the access line (a ``before_send`` hook) and Litestar's logging left to ours."""
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """The access line (a ``before_send`` hook) and Litestar's logging left to ours."""
         app_config.before_send.append(self.before_send)
         app_config.logging_config = _LitestarLogging()
         return app_config

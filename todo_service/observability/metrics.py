@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from litestar import Request, get
 from litestar.enums import ScopeType
 from litestar.middleware import DefineMiddleware
+from litestar.plugins import InitPlugin
 from litestar.response import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -52,6 +53,7 @@ from todo_service.core.errors import InvalidToken, NotAuthenticated
 from todo_service.core.request_context import RATE_LIMIT
 from todo_service.core.settings import Settings, SettingsError
 from todo_service.observability.families import families, request_series
+from todo_service.observability.traces import UNTRACED
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -185,8 +187,11 @@ def multiprocess_dir(settings: Settings) -> str | None:
     return directory
 
 
-class Metrics:
-    """Everything metrics install in one app; see the module docstring."""
+class Metrics(InitPlugin):
+    """Everything metrics add to one app, as a plugin; see the module docstring.
+
+    Its middleware (:attr:`middleware`) is not inserted by the plugin: ``create_app`` lists it.
+    """
 
     def __init__(self, settings: Settings, engine: AsyncEngine, status_of: Callable[[Exception], int]) -> None:
         self.directory = multiprocess_dir(settings)
@@ -200,8 +205,8 @@ class Metrics:
         """The request metrics: listed outside the rate limits and authentication, to count their 429s and 401s."""
         return DefineMiddleware(_RequestMetrics, status_of=self.status_of)
 
-    def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook: the ``/metrics`` route, the unmatched-request count, the pool gauge."""
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """The ``/metrics`` route, the unmatched-request count, the pool gauge."""
         app_config.route_handlers.append(self._endpoint())
         app_config.before_send.append(self._count_unmatched)
         app_config.on_startup.append(self._started)
@@ -238,7 +243,7 @@ class Metrics:
                 _check_bearer(request, token)
             return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-        options = {"exclude_from_auth": True, SKIP_KEY: True, RATE_LIMIT: False}
+        options = {"exclude_from_auth": True, SKIP_KEY: True, RATE_LIMIT: False, UNTRACED: True}
         return get(METRICS_PATH, include_in_schema=False, sync_to_thread=True, opt=options)(metrics)
 
     async def _count_unmatched(self, message: Message, scope: Scope) -> None:
@@ -268,7 +273,7 @@ def build_metrics(
 ) -> Metrics | None:
     """The app's metrics, hooked into the audit log, the rate limiter and the engine's pool.
 
-    None when ``METRICS_ENABLED`` is false: then nothing is installed or hooked.
+    None when ``METRICS_ENABLED`` is false: then nothing is added or hooked.
 
     Raises:
         SettingsError: see :func:`multiprocess_dir`.

@@ -12,7 +12,11 @@ middleware, hook or instrumentation exists and requests cost nothing more. With 
 - one trace per request: Litestar's OpenTelemetry plugin makes the server span (continuing a
   caller's W3C ``traceparent``); a ``before_send`` hook renames it after the route template
   (``GET /api/v1/users/{user_id}/tasks``, never the raw path) and answers ``X-Trace-Id`` and
-  ``traceresponse``. Health probes, docs and ``/metrics`` are not traced, their queries included.
+  ``traceresponse``. A route that declares :data:`UNTRACED` in its ``opt`` (health probes, the docs,
+  ``/metrics``) is not traced, its queries included: the server span starts before routing, so
+  :class:`Tracing` (a route-receiving plugin) turns the paths of those routes into the plugin's
+  ``exclude`` patterns as they are registered; inside, :class:`_Untraced` reads the matched route's
+  ``opt`` and suppresses every child span.
 - database spans from the engine the app uses (SQLAlchemy's ``EngineTracer``, per engine: the
   instrumentor is a process singleton that would instrument the first engine only, and patches
   ``create_engine`` globally); Redis spans from redis-py's instrumentation, which patches the
@@ -30,9 +34,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from litestar.datastructures import MutableScopeHeaders
-from litestar.enums import ScopeType
+from litestar.enums import HttpMethod, ScopeType
 from litestar.middleware import ASGIMiddleware
+from litestar.plugins import InitPlugin, ReceiveRoutePlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.routes import HTTPRoute
 from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -54,22 +60,27 @@ from todo_service.observability.logs import redact
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
+    from litestar.routes import BaseRoute
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = (
     "TRACE_ID_HEADER",
-    "UNTRACED_PATHS",
+    "UNTRACED",
     "Tracing",
     "build_tracing",
     "current_trace_ids",
     "record_server_error",
     "shutdown_tracing",
     "tracer_provider_for",
+    "untraced_path_pattern",
 )
 
 TRACE_ID_HEADER = "X-Trace-Id"
-UNTRACED_PATHS = re.compile(r"^/(?:api/v1/health|api/docs|metrics)(?:/|$)")
+# A route's ``opt`` key, declared by the route itself (``opt={UNTRACED: True}``): no server span, no
+# child spans (health probes, the docs, ``/metrics``: polled all day, nothing to learn from them).
+UNTRACED = "untraced"
+_PATH_PARAMETER = re.compile(r"(/?)\{[^{}:]+:([^{}]+)\}")
 FLUSH_TIMEOUT_MILLIS = 5000
 _SERVER_SPAN = "otel_server_span"  # the request's server span, in the scope state
 _OTEL_FIELDS = tuple(name for name in Settings.__struct_fields__ if name.startswith("otel_"))
@@ -160,19 +171,31 @@ def build_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
     return Tracing(provider)
 
 
-class Tracing:
-    """One app's tracing: the provider, a tracer for our own spans, and the ``on_app_init`` hook."""
+class Tracing(InitPlugin, ReceiveRoutePlugin):
+    """One app's tracing, as a plugin: the provider, a tracer for our own spans, the untraced routes.
+
+    ``on_app_init`` adds Litestar's OpenTelemetry plugin (its server span is outermost, around
+    routing), the ``before_send`` hook that names the span and answers ``X-Trace-Id``, and the flush
+    at shutdown. Its middleware (:attr:`middleware`) is not inserted here: ``create_app`` lists it.
+
+    ``receive_route`` is called by Litestar for each route as it is registered, before the app
+    builds its ASGI handler (and with it the OpenTelemetry middleware, which reads ``exclude`` then):
+    the path of every HTTP route whose handlers all declare :data:`UNTRACED` (Litestar's automatic
+    ``OPTIONS`` handler aside) becomes one anchored pattern of that ``exclude``. A route registered
+    on the app after it was built still has its child spans suppressed, not its server span.
+    """
 
     def __init__(self, provider: TracerProvider) -> None:
         self.provider = provider
         self.tracer: Tracer = provider.get_tracer("todo_service", __version__)
         # The statements sent to asyncpg directly (db/statements.py) make their own CLIENT spans.
         self.db_tracer: Tracer = provider.get_tracer("todo_service.db", __version__)
+        self.untraced_paths: dict[str, bool] = {}  # each HTTP route's path: whether it declared UNTRACED
         self.plugin = OpenTelemetryPlugin(
             OpenTelemetryConfig(
                 tracer_provider=provider,
                 meter_provider=NoOpMeterProvider(),
-                exclude=UNTRACED_PATHS.pattern,
+                exclude=None,  # filled by receive_route (an empty list would exclude every path)
                 exclude_spans=["receive", "send"],
                 scopes={ScopeType.HTTP},
                 scope_span_details_extractor=_initial_span_details,
@@ -182,28 +205,56 @@ class Tracing:
 
     @property
     def middleware(self) -> ASGIMiddleware:
-        """No child spans for probes, docs and ``/metrics``: the innermost middleware."""
+        """No child spans for routes that declare :data:`UNTRACED`: the innermost middleware."""
         return _Untraced()
 
-    def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook: the plugin (its server span is outermost, around routing) and the trace headers."""
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """The OpenTelemetry plugin, the span-naming and trace-id hook, the flush at shutdown."""
         app_config.plugins.append(self.plugin)
         app_config.before_send.append(_name_span_and_answer_trace_id)
         app_config.on_shutdown.append(self.flush)
         return app_config
+
+    def receive_route(self, route: BaseRoute) -> None:
+        """Keep whether this route's path is untraced; the plugin's ``exclude`` follows."""
+        if not isinstance(route, HTTPRoute):
+            return
+        # Registering another handler on a known path hands over a new route with all of them: replace.
+        handlers = [handler for handler in route.route_handlers if handler.http_methods != {HttpMethod.OPTIONS}]
+        self.untraced_paths[route.path] = bool(handlers) and all(handler.opt.get(UNTRACED) for handler in handlers)
+        patterns = [untraced_path_pattern(path) for path, untraced in self.untraced_paths.items() if untraced]
+        self.plugin.config.exclude = patterns or None
 
     async def flush(self) -> None:
         """Export the spans still queued (at app shutdown; the provider lives on for other apps)."""
         await asyncio.to_thread(self.provider.force_flush, FLUSH_TIMEOUT_MILLIS)
 
 
+def untraced_path_pattern(path: str) -> str:
+    """An anchored pattern of the request paths a route path matches, for the OpenTelemetry ``exclude``.
+
+    A ``{name:type}`` parameter is one path segment; a ``{name:path}`` one is whatever follows, if
+    anything. A trailing slash is allowed (the router ignores it).
+    """
+    parts, position = ["^"], 0
+    for match in _PATH_PARAMETER.finditer(path):
+        slash, kind = match.groups()
+        parts.append(re.escape(path[position : match.start()]))
+        parts.append(f"(?:{slash}.*)?" if kind.strip() == "path" else f"{slash}[^/]+")
+        position = match.end()
+    parts.append(re.escape(path[position:].rstrip("/")))
+    parts.append(r"/?\Z")
+    return "".join(parts)
+
+
 class _Untraced(ASGIMiddleware):
-    """Health probes, docs, ``/metrics``: no server span (the plugin skips them) and no child spans."""
+    """Routes that declare :data:`UNTRACED`: no server span (the plugin skips them) and no child spans."""
 
     scopes = (ScopeType.HTTP,)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if not UNTRACED_PATHS.match(scope["path"]):
+        # App middleware runs after routing: the matched handler is in the scope, its opt merged with its owners'.
+        if not scope["route_handler"].opt.get(UNTRACED):
             await next_app(scope, receive, send)
             return
         with suppress_instrumentation():  # e.g. the readiness probe's SELECT 1 would make a root span

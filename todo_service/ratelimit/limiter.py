@@ -7,9 +7,9 @@ Where each rule runs (the app's middleware list, in ``create_app``, places them)
   bad tokens included;
 - :attr:`RateLimiter.after_authentication` goes *inside* it: the per-user rule, keyed by the
   caller's user id;
-- :meth:`RateLimiter.install` adds a ``before_send`` hook for the ``RateLimit-*`` headers of the
-  tightest rule (a hook, not a send wrapper: errors raised by middleware, a 401 or a 429, are sent
-  past any wrapper).
+- the limiter is a plugin: its ``on_app_init`` adds a ``before_send`` hook for the ``RateLimit-*``
+  headers of the tightest rule (a hook, not a send wrapper: errors raised by middleware, a 401 or
+  a 429, are sent past any wrapper); it inserts no middleware itself.
 
 Both share one :class:`RateLimiter`: one storage, one set of counters. What applies to a route is
 declared by the route, in its ``opt`` (:data:`~todo_service.core.request_context.RATE_LIMIT`): a
@@ -36,6 +36,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from litestar.datastructures import MutableScopeHeaders
+from litestar.plugins import InitPlugin
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -102,8 +103,8 @@ class Verdict:
         return headers
 
 
-class RateLimiter:
-    """The rules, their storage and their counters; shared by the two middlewares of one app."""
+class RateLimiter(InitPlugin):
+    """The rules, their storage and their counters, shared by the two middlewares of one app; a plugin."""
 
     def __init__(
         self,
@@ -140,8 +141,8 @@ class RateLimiter:
         """The per-user rule: listed inside authentication (it needs the caller)."""
         return PerUserLimits(self)
 
-    def install(self, app_config: AppConfig) -> AppConfig:
-        """``on_app_init`` hook: the ``RateLimit-*`` headers, the route check at start, the storage's close."""
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """The ``RateLimit-*`` headers, the route check at start, the storage's close."""
         app_config.before_send.append(self.add_headers)
         app_config.on_startup.append(self.check_routes)
         app_config.on_shutdown.append(self.close)
@@ -267,7 +268,7 @@ class RateLimiter:
 
 
 def build_rate_limiter(settings: Settings, on_limited: OnLimited | None = None) -> RateLimiter | None:
-    """The app's limiter, or None when ``RATE_LIMIT_ENABLED`` is false (then nothing is installed)."""
+    """The app's limiter, or None when ``RATE_LIMIT_ENABLED`` is false (then nothing is added)."""
     if not settings.rate_limit_enabled:
         return None
     if not settings.redis_url:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import jwt
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import DefineMiddleware
+from litestar.plugins import InitPlugin
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from todo_service.core.errors import InvalidToken, NotAuthenticated, TokenExpired
@@ -130,11 +131,16 @@ async def caller_from_token(token: AccessToken, _: ASGIConnection[Any, Any, Any,
 
 
 @dataclass
-class BearerJWTAuth(JWTAuth[Caller, AccessToken]):
-    """Litestar's JWT auth with :class:`BearerTokenMiddleware`, which shares one store of verified tokens."""
+class BearerJWTAuth(JWTAuth[Caller, AccessToken], InitPlugin):
+    """Litestar's JWT auth with :class:`BearerTokenMiddleware`, which shares one store of verified tokens.
+
+    A plugin: ``on_app_init`` adds the OpenAPI security scheme; the middleware is listed by ``create_app``.
+    """
 
     authentication_middleware_class: type[JWTAuthenticationMiddleware] = BearerTokenMiddleware
     verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    # Litestar keeps its plugins in a set: hashable by identity (equal configs still hold distinct stores).
+    __hash__ = object.__hash__
 
     @property
     def middleware(self) -> DefineMiddleware:
@@ -143,7 +149,7 @@ class BearerJWTAuth(JWTAuth[Caller, AccessToken]):
         return DefineMiddleware(base.middleware, *base.args, verified=self.verified_tokens, **base.kwargs)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """Litestar's hook (the OpenAPI security scheme) without its middleware: the app's list places that."""
+        """Litestar's own (the OpenAPI security scheme) without its middleware: the app's list places that."""
         middleware = list(app_config.middleware)
         app_config = super().on_app_init(app_config)
         app_config.middleware = middleware

@@ -6,6 +6,7 @@ from litestar.di import NamedDependency
 from todo_service.core.errors import InternalError, ServiceUnavailable
 from todo_service.core.request_context import RATE_LIMIT
 from todo_service.http.openapi import error_responses
+from todo_service.observability.traces import UNTRACED
 from todo_service.system.schemas import Health, Readiness
 from todo_service.system.services import ReadinessProbe
 
@@ -17,7 +18,7 @@ class SystemController(Controller):
 
     path = "/api/v1/health"
     tags = ["system"]
-    opt = {RATE_LIMIT: False}  # probes are never rate limited
+    opt = {RATE_LIMIT: False, UNTRACED: True}  # probes are never rate limited, nor traced
 
     @get(exclude_from_auth=True, security=[{}], summary="Liveness", responses=error_responses(InternalError))
     async def health(self) -> Health:
