@@ -1,31 +1,35 @@
-"""Registration, login, refresh and logout: login sessions and the tokens issued for them."""
+"""Registration, login, refresh and logout: the rules of login sessions and their tokens, over :class:`AuthRepository`.
+
+The statements are the repositories' (sessions and refresh tokens: :class:`AuthRepository`; accounts:
+the users feature's); the login counters are :class:`~todo_service.security.lockout.Lockout`'s. All
+run in the request's transaction, which this service commits early where a refusal must last.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn
 
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import func, or_, select, update
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from todo_service.audit.log import Event, Outcome
 from todo_service.auth.errors import AccountLocked, InvalidCredentials
+from todo_service.auth.repository import AuthRepository
 from todo_service.auth.schemas import TokenResponse
 from todo_service.core.errors import Forbidden, InvalidToken, TokenExpired, TokenRevoked
-from todo_service.core.service import Service
-from todo_service.db.models import AuthSession, RefreshToken, User
-from todo_service.security.access import caller_may, refuse
+from todo_service.db.models import AuthSession
+from todo_service.security.access import refuse
 from todo_service.security.lockout import Attempt, Lockout
 from todo_service.security.passwords import check_password_policy
 from todo_service.security.sessions import hash_refresh_token, new_refresh_token
+from todo_service.users.repository import USER_COLUMNS, normalize_email
 from todo_service.users.schemas import UserRead
-from todo_service.users.services import USER_COLUMNS, UserService, normalize_email
+from todo_service.users.services import UserService
 
 if TYPE_CHECKING:
     from uuid import UUID
 
     from sqlalchemy.ext.asyncio import AsyncSession
-    from sqlalchemy.sql.elements import ColumnElement
 
     from todo_service.audit.log import AuditTrail
     from todo_service.auth.schemas import LoginRequest, RefreshRequest, RegisterRequest
@@ -35,22 +39,17 @@ if TYPE_CHECKING:
 __all__ = ("AuthService",)
 
 
-class AuthService(Service[AuthSession]):
+class AuthService(SQLAlchemyAsyncRepositoryService[AuthSession, AuthRepository]):
     """Login sessions: every access token belongs to one, and dies with it."""
 
-    class Repo(SQLAlchemyAsyncRepository[AuthSession]):
-        """Login sessions."""
-
-        model_type = AuthSession
-
-    repository_type = Repo
+    repository_type = AuthRepository
 
     def __init__(self, session: AsyncSession, *, config: AuthConfig, audit: AuditTrail) -> None:
         super().__init__(session=session)
         self.config = config
         self.audit = audit
         self.users = UserService(session=session, passwords=config.passwords, audit=audit)
-        self.lockout = Lockout(self.db, config.lockout)
+        self.lockout = Lockout(session, config.lockout)
 
     async def register(self, data: RegisterRequest) -> TokenResponse:
         """Create an account and log it in.
@@ -81,10 +80,10 @@ class AuthService(Service[AuthSession]):
         email_hash = self.audit.log.email_hash(data.email)
         if seconds := await self.lockout.seconds_locked(email_hash):
             self._refuse_locked(seconds, data.email)
-        row = await self.users.find_for_login(data.email)
+        row = await self.users.repository.find_for_login(data.email)
         # Reserved and committed before the hash is verified: every worker sees it at once.
         attempt = await self.lockout.reserve(email_hash)
-        await self.db.commit()
+        await self.repository.session.commit()
         if attempt.refused:
             self._refuse_locked(attempt.seconds_locked, data.email)
         if row is None:
@@ -95,7 +94,7 @@ class AuthService(Service[AuthSession]):
             raise Forbidden("This account is deactivated")
         await self.lockout.clear(email_hash, attempt)
         if passwords.needs_rehash(row.password_hash):
-            await self.users.set_password_hash(row.id, await passwords.hash(data.password))
+            await self.users.repository.set_password_hash(row.id, await passwords.hash(data.password))
         user = UserRead(*row[: len(USER_COLUMNS)])
         self.audit.record(Event.LOGIN_SUCCEEDED, Outcome.SUCCESS, user_id=user.id, email=user.email)
         return await self._start_session(user)
@@ -115,39 +114,12 @@ class AuthService(Service[AuthSession]):
         """
         now = datetime.now(UTC)
         token_hash = hash_refresh_token(data.refresh_token)
-        live_session = (
-            select(AuthSession.id)
-            .join(User, User.id == AuthSession.user_id)
-            .where(
-                AuthSession.id == RefreshToken.session_id,
-                AuthSession.revoked_at.is_(None),
-                AuthSession.expires_at > now,
-                User.is_active,
-            )
-            .exists()
+        session_id = await self.repository.exchange_refresh_token(
+            token_hash, now=now, grace=self.config.refresh_reuse_grace
         )
-        grace = self.config.refresh_reuse_grace
-        exchangeable: ColumnElement[bool] = RefreshToken.used_at.is_(None)
-        if grace > timedelta(0):
-            exchangeable = or_(exchangeable, RefreshToken.used_at > now - grace)
-        session_id = (
-            await self.db.execute(
-                update(RefreshToken)
-                .where(RefreshToken.token_hash == token_hash, exchangeable, live_session)
-                # The first exchange's time stays: the grace runs from it, not from each reuse.
-                .values(used_at=func.coalesce(RefreshToken.used_at, now))
-                .returning(RefreshToken.session_id)
-            )
-        ).scalar_one_or_none()
         if session_id is None:
             await self._refuse_refresh(token_hash, now)
-        user_row = (
-            await self.db.execute(
-                select(*USER_COLUMNS, AuthSession.expires_at)
-                .join(AuthSession, AuthSession.user_id == User.id)
-                .where(AuthSession.id == session_id)
-            )
-        ).one()
+        user_row = await self.repository.session_user(session_id)
         user = UserRead(*user_row[: len(USER_COLUMNS)])
         return await self._issue(user, session_id, now=now, expires_at=user_row.expires_at)
 
@@ -157,14 +129,11 @@ class AuthService(Service[AuthSession]):
         Raises:
             TokenRevoked: the session was already revoked.
         """
-        result = await self.db.execute(
-            update(AuthSession)
-            .where(AuthSession.id == caller.session_id, caller_may(caller, owner_id=caller.user_id, write=False))
-            .values(revoked_at=datetime.now(UTC))
-        )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if not await self.repository.log_out(caller):
             # Allowed a moment later means the session was revoked in between: still revoked.
-            await refuse(self.db, caller, owner_id=caller.user_id, write=False, otherwise=TokenRevoked())
+            await refuse(
+                self.repository.statements, caller, owner_id=caller.user_id, write=False, otherwise=TokenRevoked()
+            )
         self.audit.record(Event.LOGOUT, Outcome.SUCCESS, user_id=caller.user_id)
 
     async def _count_failure(self, email_hash: str, attempt: Attempt, email: str, user_id: UUID | None) -> NoReturn:
@@ -175,7 +144,7 @@ class AuthService(Service[AuthSession]):
         """
         locked = await self.lockout.record_failure(email_hash, attempt)
         # The response is an error, whose transaction is rolled back: the count must survive it.
-        await self.db.commit()
+        await self.repository.session.commit()
         self.audit.record(Event.LOGIN_FAILED, Outcome.FAILURE, user_id=user_id, email=email)
         if locked:
             self.audit.record(Event.ACCOUNT_LOCKED, Outcome.BLOCKED, user_id=user_id, email=email)
@@ -192,21 +161,7 @@ class AuthService(Service[AuthSession]):
 
     async def _refuse_refresh(self, token_hash: str, now: datetime) -> NoReturn:
         """Say why a refresh token was refused; a reused one revokes its session first."""
-        found = (
-            await self.db.execute(
-                select(
-                    RefreshToken.used_at,
-                    AuthSession.id,
-                    AuthSession.user_id,
-                    AuthSession.revoked_at,
-                    AuthSession.expires_at,
-                    User.is_active,
-                )
-                .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-                .join(User, User.id == AuthSession.user_id)
-                .where(RefreshToken.token_hash == token_hash)
-            )
-        ).one_or_none()
+        found = await self.repository.find_refused_token(token_hash)
         if found is None:
             raise InvalidToken("The refresh token is invalid")
         if not found.is_active:
@@ -214,12 +169,8 @@ class AuthService(Service[AuthSession]):
         if found.revoked_at is not None:
             raise TokenRevoked("The refresh token has been revoked")
         if found.used_at is not None:
-            await self.db.execute(
-                update(AuthSession)
-                .where(AuthSession.id == found.id, AuthSession.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
-            await self.db.commit()  # kept despite the error response
+            await self.repository.revoke_session(found.id, now=now)
+            await self.repository.session.commit()  # kept despite the error response
             self.audit.record(Event.REFRESH_REUSED, Outcome.BLOCKED, user_id=found.user_id, detail=str(found.id))
             raise TokenRevoked("The refresh token was already used: its login session is revoked")
         raise TokenExpired("The login session has expired: log in again")
@@ -228,10 +179,8 @@ class AuthService(Service[AuthSession]):
         """Record a new login session and issue its first token pair."""
         now = datetime.now(UTC)
         expires_at = now + self.config.session_ttl
-        auth_session = await self.repository.add(
-            AuthSession(user_id=user.id, created_at=now, expires_at=expires_at), auto_refresh=False
-        )
-        return await self._issue(user, auth_session.id, now=now, expires_at=expires_at)
+        session_id = await self.repository.start_session(user.id, now=now, expires_at=expires_at)
+        return await self._issue(user, session_id, now=now, expires_at=expires_at)
 
     async def _issue(self, user: UserRead, session_id: UUID, *, now: datetime, expires_at: datetime) -> TokenResponse:
         """A new access token and a new refresh token for the session.
@@ -240,8 +189,7 @@ class AuthService(Service[AuthSession]):
         token lives its whole lifetime (1209600 s for 14 days, not a microsecond less rounded down).
         """
         refresh = new_refresh_token()
-        self.db.add(RefreshToken(session_id=session_id, token_hash=refresh.token_hash, created_at=now))
-        await self.db.flush()
+        await self.repository.add_refresh_token(session_id, refresh.token_hash, now=now)
         access = self.config.tokens.issue(user.id, session_id)
         return TokenResponse(
             access_token=access.access_token,

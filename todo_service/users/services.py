@@ -1,28 +1,26 @@
-"""Accounts: creating them, finding them for login, and the caller's own profile."""
+"""Accounts: the rules of creating them and of the caller's own profile, over :class:`UserRepository`.
+
+The repository answers None when a statement found nothing the caller may touch; the service tells
+the caller why (:func:`~todo_service.security.access.refuse`).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NoReturn
 
 from advanced_alchemy.exceptions import DuplicateKeyError
-from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import Row, select, update
-from sqlalchemy.exc import IntegrityError
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from todo_service.audit.log import Event, Outcome
 from todo_service.core.errors import Forbidden
-from todo_service.core.service import Service
 from todo_service.db.models import Role, User
-from todo_service.security.access import caller_may, refuse
+from todo_service.security.access import refuse
 from todo_service.security.passwords import check_password_policy
-from todo_service.security.sessions import revoke_sessions
 from todo_service.users.errors import EmailAlreadyRegistered, UserNotFound
+from todo_service.users.repository import USER_COLUMNS, UserRepository, normalize_email
 from todo_service.users.schemas import UserRead
 
 if TYPE_CHECKING:
-    from uuid import UUID
-
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from todo_service.audit.log import AuditTrail
@@ -30,35 +28,13 @@ if TYPE_CHECKING:
     from todo_service.security.passwords import Passwords
     from todo_service.users.schemas import PasswordChange, UserUpdate
 
-__all__ = ("USER_COLUMNS", "UserService", "normalize_email")
-
-# The columns of UserRead, in its field order.
-USER_COLUMNS = (
-    User.id,
-    User.email,
-    User.first_name,
-    User.last_name,
-    User.role,
-    User.is_active,
-    User.created_at,
-    User.updated_at,
-)
+__all__ = ("UserService",)
 
 
-def normalize_email(email: str) -> str:
-    """Emails are compared case-insensitively: store and look them up lower-cased."""
-    return email.strip().lower()
-
-
-class UserService(Service[User]):
+class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
     """Accounts."""
 
-    class Repo(SQLAlchemyAsyncRepository[User]):
-        """Users."""
-
-        model_type = User
-
-    repository_type = Repo
+    repository_type = UserRepository
 
     def __init__(self, session: AsyncSession, *, passwords: Passwords, audit: AuditTrail) -> None:
         super().__init__(session=session)
@@ -86,26 +62,10 @@ class UserService(Service[User]):
             raise EmailAlreadyRegistered from None
         return UserRead(*(getattr(user, column.key) for column in USER_COLUMNS))
 
-    async def find_for_login(self, email: str) -> Row[Any] | None:
-        """The account with this email, with its password hash (the one query that loads it)."""
-        statement = select(*USER_COLUMNS, User.password_hash).where(User.email == normalize_email(email))
-        return (await self.db.execute(statement)).one_or_none()
-
     async def promote_to_admin(self, email: str) -> UserRead | None:
         """Make the account with this email an admin (None: no such account)."""
-        row = (
-            await self.db.execute(
-                update(User)
-                .where(User.email == normalize_email(email))
-                .values(role=Role.ADMIN, updated_at=datetime.now(UTC))
-                .returning(*USER_COLUMNS)
-            )
-        ).one_or_none()
+        row = await self.repository.promote_to_admin(email)
         return None if row is None else UserRead(*row)
-
-    async def set_password_hash(self, user_id: UUID, password_hash: str) -> None:
-        """Replace a stored hash (e.g. rehashed with current parameters)."""
-        await self.db.execute(update(User).where(User.id == user_id).values(password_hash=password_hash))
 
     async def get_me(self, caller: Caller) -> UserRead:
         """The caller's account.
@@ -113,12 +73,9 @@ class UserService(Service[User]):
         Raises:
             TokenRevoked, InvalidToken: the caller's session is no longer valid.
         """
-        statement = select(*USER_COLUMNS).where(
-            User.id == caller.user_id, caller_may(caller, owner_id=caller.user_id, write=False)
-        )
-        row = (await self.db.execute(statement)).one_or_none()
+        row = await self.repository.own(caller)
         if row is None:
-            await refuse(self.db, caller, owner_id=caller.user_id, write=False, otherwise=UserNotFound())
+            await self._refuse(caller, write=False)
         return UserRead(*row)
 
     async def update_me(self, caller: Caller, data: UserUpdate) -> UserRead:
@@ -130,25 +87,17 @@ class UserService(Service[User]):
         """
         changes = data.sent_fields()
         new_email = normalize_email(changes["email"]) if "email" in changes else None
-        email_changes = new_email is not None and new_email != await self._current_email(caller)
+        email_changes = new_email is not None and new_email != await self.repository.email_of(caller.user_id)
         if new_email is not None:
             changes["email"] = new_email
-        # With nothing to change the statement still runs: it checks the caller may write.
-        values = {**changes, "updated_at": datetime.now(UTC) if changes else User.updated_at}
-        statement = (
-            update(User)
-            .where(User.id == caller.user_id, caller_may(caller, owner_id=caller.user_id, write=True))
-            .values(values)
-            .returning(*USER_COLUMNS)
-        )
         try:
-            row = (await self.db.execute(statement)).one_or_none()
-        except IntegrityError:
+            row = await self.repository.update_own(caller, changes)
+        except DuplicateKeyError:
             raise EmailAlreadyRegistered from None
         if row is None:
-            await refuse(self.db, caller, owner_id=caller.user_id, write=True, otherwise=UserNotFound())
+            await self._refuse(caller, write=True)
         if email_changes:
-            await revoke_sessions(self.db, caller.user_id, keep=caller.session_id)
+            await self.repository.revoke_sessions(caller.user_id, keep=caller.session_id)
             self.audit.record(Event.EMAIL_CHANGED, Outcome.SUCCESS, user_id=caller.user_id, email=new_email)
         return UserRead(*row)
 
@@ -159,22 +108,16 @@ class UserService(Service[User]):
             Forbidden: the current password is wrong, or the caller is a guest.
             WeakPassword: the new password breaks the policy.
         """
-        statement = select(User.email, User.password_hash).where(
-            User.id == caller.user_id, caller_may(caller, owner_id=caller.user_id, write=True)
-        )
-        row = (await self.db.execute(statement)).one_or_none()
+        row = await self.repository.own_password(caller)
         if row is None:
-            await refuse(self.db, caller, owner_id=caller.user_id, write=True, otherwise=UserNotFound())
+            await self._refuse(caller, write=True)
         if not await self.passwords.verify(row.password_hash, data.current_password):
             raise Forbidden("The current password is not correct")
         check_password_policy(data.new_password, row.email)
-        await self.db.execute(
-            update(User)
-            .where(User.id == caller.user_id)
-            .values(password_hash=await self.passwords.hash(data.new_password), updated_at=datetime.now(UTC))
-        )
-        await revoke_sessions(self.db, caller.user_id, keep=caller.session_id)
+        await self.repository.change_own_password(caller, await self.passwords.hash(data.new_password))
+        await self.repository.revoke_sessions(caller.user_id, keep=caller.session_id)
         self.audit.record(Event.PASSWORD_CHANGED, Outcome.SUCCESS, user_id=caller.user_id)
 
-    async def _current_email(self, caller: Caller) -> str | None:
-        return (await self.db.execute(select(User.email).where(User.id == caller.user_id))).scalar_one_or_none()
+    async def _refuse(self, caller: Caller, *, write: bool) -> NoReturn:
+        """Raise why the caller's own account was out of reach (a missing one is UserNotFound)."""
+        await refuse(self.repository.statements, caller, owner_id=caller.user_id, write=write, otherwise=UserNotFound())
