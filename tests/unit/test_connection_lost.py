@@ -15,7 +15,7 @@ import sqlalchemy.exc
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from todo_service.core.errors import InternalError, ServiceUnavailable
-from todo_service.db.statements import connection_lost
+from todo_service.db.driver_errors import connection_lost
 from todo_service.http.errors import to_app_error
 
 STATE_12 = "cannot switch to state 12; another operation (11) is in progress"

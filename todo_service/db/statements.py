@@ -22,24 +22,24 @@ values), so a trace looks the same whichever way a statement ran.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import asyncpg
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy.sql.expression import ReturnsRows
+
+from todo_service.db.compiled import CompiledStatement
+from todo_service.db.driver_errors import connection_lost
 
 if TYPE_CHECKING:
+    import asyncpg
     from opentelemetry.trace import Tracer
     from opentelemetry.util.types import AttributeValue
-    from sqlalchemy.engine import Dialect
-    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-    from sqlalchemy.sql import ClauseElement, Executable
-    from sqlalchemy.sql.compiler import SQLCompiler
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+    from sqlalchemy.sql import Executable
 
-__all__ = ("AsyncpgStatements", "EngineStatements", "SessionStatements", "Statements", "connection_lost")
+__all__ = ("AsyncpgStatements", "ConnectionStatements", "EngineStatements", "SessionStatements", "Statements")
 
 Row = Sequence[Any]
 Params = Mapping[str, Any]
@@ -47,7 +47,16 @@ _MAX_COMPILED = 512  # distinct statements kept compiled (listings vary by filte
 
 
 class Statements(Protocol):
-    """Runs one Core statement with its parameter values."""
+    """Runs one Core statement with its parameter values (each on its own, or in :meth:`transaction`)."""
+
+    @property
+    def dialect_name(self) -> str:
+        """The database's dialect: ``postgresql`` or ``sqlite``."""
+        ...
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[Statements]:
+        """Statements that commit together when the block ends, and roll back if it raises."""
+        ...
 
     async def one(self, statement: Executable, params: Params) -> Row | None:
         """The statement's only row, or None."""
@@ -68,6 +77,16 @@ class SessionStatements:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    @property
+    def dialect_name(self) -> str:
+        """The database's dialect."""
+        return self.session.get_bind().dialect.name
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """The session's own transaction (it commits with the request)."""
+        yield self
+
     async def one(self, statement: Executable, params: Params) -> Row | None:
         """The statement's only row, or None."""
         return (await self.session.execute(statement, params)).one_or_none()
@@ -81,11 +100,44 @@ class SessionStatements:
         return int((await self.session.execute(statement, params)).rowcount)  # type: ignore[attr-defined]
 
 
+class ConnectionStatements:
+    """Statements on one SQLAlchemy connection (inside its transaction)."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self.dialect_name = connection.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """The connection's transaction, already open."""
+        yield self
+
+    async def one(self, statement: Executable, params: Params) -> Row | None:
+        """The statement's only row, or None."""
+        return (await self.connection.execute(statement, params)).one_or_none()
+
+    async def all(self, statement: Executable, params: Params) -> list[Row]:
+        """Every row of the statement."""
+        return list((await self.connection.execute(statement, params)).all())
+
+    async def affected(self, statement: Executable, params: Params) -> int:
+        """How many rows the statement changed."""
+        return int((await self.connection.execute(statement, params)).rowcount)
+
+
 class EngineStatements:
     """Each statement on its own autocommit connection of ``engine`` (one statement is atomic)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        self.transactional = engine
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.dialect_name = engine.dialect.name
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """One connection in a transaction, committed when the block ends."""
+        async with self.transactional.begin() as connection:
+            yield ConnectionStatements(connection)
 
     async def one(self, statement: Executable, params: Params) -> Row | None:
         """The statement's only row, or None."""
@@ -101,55 +153,6 @@ class EngineStatements:
         """How many rows the statement changed."""
         async with self.engine.connect() as connection:
             return int((await connection.execute(statement, params)).rowcount)
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    """A statement compiled for asyncpg: its SQL, how to order and convert its values and rows."""
-
-    sql: str
-    operation: str  # the span name's first word: SELECT, INSERT, ...
-    names: tuple[str, ...]  # parameter names in $1, $2, ... order
-    fixed: Mapping[str, Any]  # values written into the statement (``User.role != Role.GUEST``)
-    binds: tuple[Callable[[Any], Any] | None, ...]  # SQLAlchemy's bind processors, by position
-    results: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, result processor)
-
-    @classmethod
-    def of(cls, statement: Executable, dialect: Dialect) -> _Compiled:
-        compiled = cast("SQLCompiler", cast("ClauseElement", statement).compile(dialect=dialect))
-        names = tuple(compiled.positiontup or ())
-        if compiled.post_compile_params or compiled.literal_execute_params:
-            raise TypeError("expanding (IN) and literal-execute parameters are not supported")
-        if compiled.insert_prefetch or compiled.update_prefetch:  # SQLAlchemy computes those per execution
-            columns = ", ".join(column.name for column in (*compiled.insert_prefetch, *compiled.update_prefetch))
-            raise TypeError(f"give every value: the statement relies on Python-side defaults for {columns}")
-        fixed = {name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required}
-        # The processors SQLAlchemy itself applies, through the types' public dialect API.
-        binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
-        # A SELECT's columns, or an INSERT/UPDATE/DELETE's RETURNING columns, in the order they come back.
-        returned = statement.exported_columns if isinstance(statement, ReturnsRows) else ()
-        results = tuple(
-            (index, processor)
-            for index, column in enumerate(returned)
-            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
-        )
-        sql = compiled.string
-        return cls(sql, sql.split(None, 1)[0], names, fixed, binds, results)
-
-    def arguments(self, params: Params) -> list[Any]:
-        values = [params[name] if name in params else self.fixed[name] for name in self.names]
-        for index, bind in enumerate(self.binds):
-            if bind is not None and values[index] is not None:
-                values[index] = bind(values[index])
-        return values
-
-    def row(self, record: asyncpg.Record) -> tuple[Any, ...]:
-        if not self.results:
-            return tuple(record)
-        values = list(record)
-        for index, process in self.results:
-            values[index] = process(values[index])
-        return tuple(values)
 
 
 class AsyncpgStatements:
@@ -169,7 +172,8 @@ class AsyncpgStatements:
     def __init__(self, engine: AsyncEngine, *, tracer: Tracer | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect
-        self._compiled: dict[Executable, _Compiled] = {}
+        self.dialect_name = engine.dialect.name
+        self._compiled: dict[Executable, CompiledStatement] = {}
         self._tracer = tracer
         url = engine.url
         self._database = url.database or ""
@@ -182,39 +186,75 @@ class AsyncpgStatements:
 
     async def one(self, statement: Executable, params: Params) -> Row | None:
         """The statement's only row, or None."""
-        compiled = self._compile(statement)
-        record = await self._run(compiled, params, "fetchrow")
-        return None if record is None else compiled.row(record)
+        return await self.one_on(None, statement, params)
 
     async def all(self, statement: Executable, params: Params) -> list[Row]:
         """Every row of the statement."""
-        compiled = self._compile(statement)
-        return [compiled.row(record) for record in await self._run(compiled, params, "fetch")]
+        return await self.all_on(None, statement, params)
 
     async def affected(self, statement: Executable, params: Params) -> int:
         """How many rows the statement changed (from the command tag, ``DELETE 1``)."""
-        status = await self._run(self._compile(statement), params, "execute")
+        return await self.affected_on(None, statement, params)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """One borrowed connection in an asyncpg transaction, committed when the block ends.
+
+        The pool's reset on check-in has nothing to do: the transaction has ended by then, and it
+        was the driver's own, not one SQLAlchemy's adapter opened.
+        """
+        pooled = await self.engine.raw_connection()
+        try:
+            connection = cast("asyncpg.Connection[asyncpg.Record]", pooled.driver_connection)
+            async with connection.transaction():
+                yield _InTransaction(self, connection)
+        except Exception as exc:
+            if connection_lost(exc):
+                pooled.invalidate(exc)
+            raise
+        finally:
+            pooled.close()
+
+    async def one_on(self, connection: Any, statement: Executable, params: Params) -> Row | None:  # noqa: ANN401
+        """:meth:`one` on ``connection`` (None: a connection borrowed for this statement)."""
+        compiled = self._compile(statement)
+        record = await self._run(compiled, params, "fetchrow", connection)
+        return None if record is None else compiled.row(record)
+
+    async def all_on(self, connection: Any, statement: Executable, params: Params) -> list[Row]:  # noqa: ANN401
+        """:meth:`all` on ``connection``."""
+        compiled = self._compile(statement)
+        return [compiled.row(record) for record in await self._run(compiled, params, "fetch", connection)]
+
+    async def affected_on(self, connection: Any, statement: Executable, params: Params) -> int:  # noqa: ANN401
+        """:meth:`affected` on ``connection``."""
+        status = await self._run(self._compile(statement), params, "execute", connection)
         return int(status.rsplit(" ", 1)[-1])
 
-    def _compile(self, statement: Executable) -> _Compiled:
+    def _compile(self, statement: Executable) -> CompiledStatement:
         compiled = self._compiled.get(statement)
         if compiled is None:
             if len(self._compiled) >= _MAX_COMPILED:
                 del self._compiled[next(iter(self._compiled))]  # the oldest
-            compiled = self._compiled[statement] = _Compiled.of(statement, self.dialect)
+            compiled = self._compiled[statement] = CompiledStatement.of(statement, self.dialect)
         return compiled
 
-    async def _run(self, compiled: _Compiled, params: Params, method: str) -> Any:  # noqa: ANN401
+    async def _run(self, compiled: CompiledStatement, params: Params, method: str, connection: Any) -> Any:  # noqa: ANN401
         arguments = compiled.arguments(params)
+        call = self._call if connection is None else getattr(connection, method)
         tracer = self._tracer
         if tracer is None or not is_instrumentation_enabled():
-            return await self._call(compiled.sql, arguments, method)
+            return await (
+                call(compiled.sql, arguments, method) if connection is None else call(compiled.sql, *arguments)
+            )
         name = f"{compiled.operation} {self._database}".strip()
         with tracer.start_as_current_span(
             name, kind=SpanKind.CLIENT, attributes={**self._span_attributes, "db.statement": compiled.sql}
         ) as span:
             try:
-                return await self._call(compiled.sql, arguments, method)
+                if connection is None:
+                    return await call(compiled.sql, arguments, method)
+                return await call(compiled.sql, *arguments)
             except Exception as exc:
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
@@ -233,37 +273,27 @@ class AsyncpgStatements:
             pooled.close()
 
 
-# asyncpg's protocol state machine, after the connection broke under an operation: the protocol is
-# "failed" or stuck in the interrupted operation ("cannot switch to state 12; another operation (11)
-# is in progress", seen over PostgreSQL restarts), or the connection is already gone.
-_BROKEN_PROTOCOL = ("cannot switch to state", "not connected")
-_MAX_CAUSES = 8  # how deep the chain of causes is searched (SQLAlchemy wraps twice)
+class _InTransaction:
+    """:class:`AsyncpgStatements` on one connection, inside its transaction."""
 
+    def __init__(self, statements: AsyncpgStatements, connection: Any) -> None:  # noqa: ANN401
+        self.statements = statements
+        self.connection = connection
+        self.dialect_name = statements.dialect_name
 
-def _driver_lost(exc: BaseException) -> bool:
-    if isinstance(exc, asyncpg.exceptions.InternalClientError):
-        return str(exc).startswith(_BROKEN_PROTOCOL)
-    return isinstance(
-        exc,
-        asyncpg.PostgresConnectionError  # class 08: connection failures
-        | asyncpg.exceptions.OperatorInterventionError  # class 57: shutting down, cannot connect now
-        | asyncpg.exceptions.InsufficientResourcesError  # class 53: too many connections
-        | asyncpg.exceptions.ConnectionDoesNotExistError,
-    ) or (isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc))
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """The transaction already open."""
+        yield self
 
+    async def one(self, statement: Executable, params: Params) -> Row | None:
+        """The statement's only row, or None."""
+        return await self.statements.one_on(self.connection, statement, params)
 
-def connection_lost(exc: BaseException) -> bool:
-    """Whether an asyncpg error means the database is out of reach (a retryable 503), not a bug.
+    async def all(self, statement: Executable, params: Params) -> list[Row]:
+        """Every row of the statement."""
+        return await self.statements.all_on(self.connection, statement, params)
 
-    Also when SQLAlchemy wrapped it: its ``DBAPIError`` keeps the adapted driver error in ``orig``,
-    and that one was raised from asyncpg's own error (its ``__cause__``).
-    """
-    current: BaseException | None = exc
-    for _ in range(_MAX_CAUSES):
-        if current is None:
-            return False
-        if _driver_lost(current):
-            return True
-        orig = getattr(current, "orig", None)  # sqlalchemy.exc.StatementError and subclasses
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
+    async def affected(self, statement: Executable, params: Params) -> int:
+        """How many rows the statement changed."""
+        return await self.statements.affected_on(self.connection, statement, params)

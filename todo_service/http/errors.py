@@ -34,7 +34,7 @@ from todo_service.core.errors import (
     ValidationFailed,
 )
 from todo_service.core.schema import PATTERN_MEANINGS
-from todo_service.db.statements import connection_lost
+from todo_service.db.driver_errors import connection_lost
 from todo_service.http.wording import invalid
 from todo_service.observability.logs import in_request
 from todo_service.observability.traces import record_server_error
@@ -154,5 +154,6 @@ def exception_to_response(request: Request[Any, Any, Any], exc: Exception) -> Re
         path=request.scope["path"],
         status_code=error.status_code,
         errors=error.errors,
+        operation=error.operation,
     )
     return Response(body, status_code=error.status_code, headers=error.headers, media_type=MediaType.JSON)
