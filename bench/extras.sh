@@ -5,6 +5,9 @@
 #   login     logins/s of the service on that core (4 connections, 20 s), and their ratio to the above
 #   reads     s2_get alone, then s2_get while logins run beside it (4 connections): the event loop
 #             must not stall on hashing, so reads keep their latency up to the CPU the hashing takes
+#   polling   "anything new?" the way sync clients ask it, beside s2_get in the same server, rounds
+#             alternated: the change feed with an up-to-date cursor (empty answer) and a task read with
+#             If-None-Match (304); each should serve at least as many requests/s as s2_get
 #   memory    the worker's resident memory during a long s4_mixed run (MEMORY_SECONDS, 600):
 #             after warm-up, then every 30 s, and at the end
 #
@@ -55,6 +58,35 @@ wait "$logins"  # not a bare wait: the server runs in the background too
 beside=$(wrk_figures < "$OUT/login-beside-reads.txt")
 sleep 2
 
+# Polling: the reader's up-to-date cursor and one task's ETag, then s2_get and the two polls in turn.
+api="http://127.0.0.1:$PORT/api/v1/users/$UID_R/tasks"
+cursor=""
+while :; do
+  page=$(curl -sf "$api/changes?limit=1000${cursor:+&cursor=$cursor}" -H "Authorization: Bearer $TOKEN_R")
+  cursor=$(jq -r .next_cursor <<< "$page")
+  [[ $(jq -r .has_more <<< "$page") == true ]] || break
+done
+first_id=$(head -1 "$BENCH_IDS")
+etag=$(curl -sf "$api/$first_id" -H "Authorization: Bearer $TOKEN_R" | jq -r .etag)
+status=$(curl -s -o /dev/null -w '%{http_code}' "$api/$first_id" -H "Authorization: Bearer $TOKEN_R" -H "If-None-Match: $etag")
+[[ $status == 304 ]] || { echo "extras: If-None-Match answered $status, not 304" >&2; exit 1; }
+export BENCH_CURSOR=$cursor BENCH_TASK_PATH="/api/v1/users/$UID_R/tasks/$first_id" BENCH_ETAG=$etag
+wrk_own() { taskset -c "$WRK_CPU" wrk -t1 -c"$2" -d"$3"s --latency -s "bench/scenarios/$1.lua" "http://127.0.0.1:$4"; }
+declare -A poll_rps=()
+for round in 1 2 3; do
+  for scenario in s2_get s5_poll_feed s5_poll_etag; do
+    if [[ $scenario == s2_get ]]; then run=(wrk_run); else run=(wrk_own); fi
+    read -r rps _ <<< "$("${run[@]}" "$scenario" 32 "$SECONDS_EACH" "$PORT" | tee "$OUT/$scenario-$round.txt" | wrk_figures)"
+    poll_rps[$scenario]+="$rps "
+  done
+done
+median() { printf '%s\n' $1 | sort -n | sed -n 2p; }
+poll_get=$(median "${poll_rps[s2_get]}")
+poll_feed=$(median "${poll_rps[s5_poll_feed]}")
+poll_etag=$(median "${poll_rps[s5_poll_etag]}")
+poll_figures() { wrk_figures < "$OUT/$1-2.txt"; }
+sleep 2
+
 worker=$(worker_pid)
 wrk_run s4_mixed 32 10 "$PORT" > /dev/null  # warm-up
 rss_start=$(rss_mb "$worker")
@@ -83,6 +115,10 @@ peak=$(printf '%s\n' "${samples[@]}" "$rss_end" | sort -n | tail -1)
   printf 's2_get alone (32 conns): %s req/s, p50 %s ms, p99 %s ms\n' "$reads_rps" "$reads_p50" "$reads_p99"
   printf 's2_get beside logins:    %s req/s, p50 %s ms, p99 %s ms (logins meanwhile: %s req/s)%s\n' \
     "$mixed_rps" "$mixed_p50" "$mixed_p99" "$beside_rps" "${mixed_errors:+; errors:$mixed_errors}"
+  printf 'polling (32 conns, median of 3 alternated rounds): s2_get %s req/s; change feed, up-to-date cursor %s req/s (%.2fx s2_get); If-None-Match 304 %s req/s (%.2fx s2_get)\n' \
+    "$poll_get" "$poll_feed" "$(echo "$poll_feed / $poll_get" | bc -l)" "$poll_etag" "$(echo "$poll_etag / $poll_get" | bc -l)"
+  printf '  round 2 figures (req/s p50 p99): s2_get %s; feed %s; etag %s\n' \
+    "$(poll_figures s2_get)" "$(poll_figures s5_poll_feed)" "$(poll_figures s5_poll_etag)"
   printf 'memory, s4_mixed for %ss (%s req/s, p99 %s ms%s): RSS start %s MB, end %s MB, peak %s MB\n' \
     "$MEMORY_SECONDS" "$memory_rps" "$memory_p99" "${memory_errors:+, errors:$memory_errors}" "$rss_start" "$rss_end" "$peak"
   printf '  RSS every 30 s (MB): %s\n' "${samples[*]} $rss_end"

@@ -28,6 +28,7 @@ as_root_on_debian() { [[ $(id -u) -eq 0 ]] && command -v apt-get > /dev/null; }
 missing=()
 command -v wrk > /dev/null || missing+=(wrk)
 command -v bc > /dev/null || missing+=(bc)
+command -v jq > /dev/null || missing+=(jq)
 if (( ${#missing[@]} )); then
   as_root_on_debian || { echo "bench: missing ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 2; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" > /dev/null

@@ -4,7 +4,7 @@ import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
@@ -21,6 +21,7 @@ from todo_service.admin.controllers import AdminController
 from todo_service.audit.log import AuditLog, AuditTrail, Event, Outcome
 from todo_service.auth.controllers import AuthController
 from todo_service.cli import ProjectCommands
+from todo_service.core.periodic import periodic
 from todo_service.core.request_context import ClientAddress
 from todo_service.core.settings import Settings
 from todo_service.db.database import create_engine, create_statements, database_config, wait_for_database
@@ -31,6 +32,7 @@ from todo_service.http.headers import TransportSecurity, ensure_request_id
 from todo_service.http.openapi import openapi_config
 from todo_service.http.query import check_query
 from todo_service.http.strict import StrictBodies
+from todo_service.idempotency.store import Idempotency
 from todo_service.observability.logs import configure_logging
 from todo_service.observability.metrics import build_metrics
 from todo_service.observability.traces import build_tracing, current_trace_ids
@@ -44,6 +46,7 @@ from todo_service.security.tokens import TokenIssuer, build_jwt_auth
 from todo_service.system.controllers import SystemController
 from todo_service.system.services import ReadinessProbe, database_check, redis_check
 from todo_service.tasks.controllers import TaskController
+from todo_service.tasks.cursors import Cursors
 from todo_service.tasks.repository import TaskRepository, task_scope
 from todo_service.tasks.services import TaskService
 from todo_service.users.controllers import UserController
@@ -52,6 +55,8 @@ __all__ = ("AppContext", "create_app", "create_served_app")
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# How long a claimed Idempotency-Key waits for its request before a retry may take it over.
+IDEMPOTENCY_LEASE = timedelta(seconds=60)
 
 
 def _singleton(value: T) -> Provide:
@@ -179,6 +184,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # plugin's own session maker (an async_sessionmaker, typed as a plain callable by the plugin).
     scoped = async_scoped_session(cast("async_sessionmaker[AsyncSession]", session_maker), task_scope)
     task_repository = TaskRepository(statements=statements, session=scoped)
+    idempotency = Idempotency(
+        statements, ttl=timedelta(hours=settings.idempotency_key_ttl_hours), lease=IDEMPOTENCY_LEASE
+    )
+    tombstone_retention = timedelta(days=settings.tombstone_retention_days)
+
+    async def prune_sync_tables() -> str:
+        tombstones = await task_repository.prune_tombstones(datetime.now(UTC) - tombstone_retention)
+        keys = await idempotency.prune()
+        return f"pruned {tombstones} task tombstones and {keys} idempotency keys"
+
     context = AppContext(engine=engine, session_maker=session_maker, auth_config=auth_config, audit_log=audit_log)
     openapi = openapi_config(__version__, enabled=settings.docs_enabled)
     transport = TransportSecurity(settings)
@@ -219,12 +234,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "auth_config": _singleton(auth_config),
             "audit": Provide(provide_audit, sync_to_thread=False),
             "readiness": _singleton(readiness),
-            "task_service": _singleton(TaskService(task_repository)),
+            "task_service": _singleton(TaskService(task_repository, Cursors(settings.signing_key))),
+            "idempotency": _singleton(idempotency),
         },
         exception_handlers={Exception: exception_to_response},
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
-        lifespan=[session_pruner(session_maker, settings.session_prune_interval_seconds, auth_config.lockout)],
+        lifespan=[
+            session_pruner(session_maker, settings.session_prune_interval_seconds, auth_config.lockout),
+            periodic("prune-sync-tables", settings.session_prune_interval_seconds, prune_sync_tables),
+        ],
         on_startup=[wait_for_the_database, passwords.prepare],
         on_shutdown=[passwords.close, dispose_engine],
         debug=False,

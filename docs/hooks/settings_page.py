@@ -81,13 +81,20 @@ PROSE: dict[str, dict[str, str]] = {
         "first exchange (two tabs racing, a retried request) gets another pair for the same session; "
         "later, the reuse revokes the whole session. `0`: every reuse revokes.",
         "session_prune_interval_seconds": "How often expired login sessions and stale login-failure records "
-        "are deleted (also once at start).",
+        "are deleted, and task tombstones and idempotency keys past their time (also once at start).",
         "argon2_time_cost": "argon2id iterations.",
         "argon2_memory_cost": "argon2id memory per hash, in KiB.",
         "argon2_parallelism": "argon2id lanes.",
         "lockout_threshold": "Failed logins for one email (known or not) that lock it.",
         "lockout_window_seconds": "The failures must fall within this window.",
         "lockout_duration_seconds": "How long the email stays locked (423 `ACCOUNT_LOCKED` with `Retry-After`).",
+    },
+    "Sync": {
+        "tombstone_retention_days": "A deleted task stays this long as a tombstone that the change feed "
+        'reports (`{op: "delete"}`); then it is pruned, and a cursor from before the pruned delete '
+        "answers 410 `CURSOR_EXPIRED` (the client reads the feed again from the beginning).",
+        "idempotency_key_ttl_hours": "An `Idempotency-Key` and the response it got are kept this long: a "
+        "retry within it answers that response again; after it, the key is free for a new request.",
     },
     "Rate limits": {
         "rate_limit_enabled": "`false` installs no rate limiting at all: no middleware, no headers.",

@@ -43,6 +43,8 @@ CONTRACT = [
     Operation("put", TASKS + "/{task_id}", "200", body=True, owned=True),
     Operation("delete", TASKS + "/{task_id}", "200", owned=True),
     Operation("patch", TASKS + "/{task_id}/complete", "200", body=True, owned=True),
+    Operation("get", TASKS + "/changes", "200", owned=True),
+    Operation("post", TASKS + "/batch", "200", body=True, owned=True),
     Operation("get", "/api/v1/health", "200", public=True),
     Operation("get", "/api/v1/health/ready", "200", public=True),
 ]
@@ -174,7 +176,15 @@ async def test_every_error_response_uses_the_error_body_with_examples(client: Cl
 
 async def test_error_body_schema_matches_the_contract(client: Client) -> None:
     error_body = (await fetch_schema(client))["components"]["schemas"]["ErrorBody"]
-    assert set(error_body["properties"]) == {"detail", "error_code", "timestamp", "path", "status_code", "errors"}
+    assert set(error_body["properties"]) == {
+        "detail",
+        "error_code",
+        "timestamp",
+        "path",
+        "status_code",
+        "errors",
+        "operation",
+    }
     assert set(error_body["required"]) == {"detail", "error_code", "timestamp", "path", "status_code"}
 
 
@@ -196,3 +206,35 @@ async def test_docs_routes_are_not_in_the_schema(client: Client) -> None:
     schema = await fetch_schema(client)
     assert schema["paths"]
     assert not [path for path in schema["paths"] if path.startswith("/api/docs")]
+
+
+# Sync: each route documents its conditional and idempotency headers and the answers they lead to.
+SYNC = [
+    ("get", TASKS, {"If-None-Match"}, {"304"}),
+    ("get", TASKS + "/{task_id}", {"If-None-Match"}, {"304"}),
+    ("put", TASKS + "/{task_id}", {"If-Match"}, {"412"}),
+    ("patch", TASKS + "/{task_id}/complete", {"If-Match"}, {"412"}),
+    ("delete", TASKS + "/{task_id}", {"If-Match"}, {"412"}),
+    ("post", TASKS, {"Idempotency-Key"}, {"409", "422"}),
+    ("post", TASKS + "/batch", {"Idempotency-Key"}, {"409", "412", "422"}),
+    ("get", TASKS + "/changes", set(), {"410", "422"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "statuses"), SYNC, ids=[f"{m} {p}" for m, p, _, _ in SYNC])
+async def test_sync_headers_and_answers_are_documented(
+    client: Client, method: str, path: str, headers: set[str], statuses: set[str]
+) -> None:
+    operation = (await fetch_schema(client))["paths"][path][method]
+    documented = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+    assert headers <= documented, sorted(documented)
+    assert statuses <= set(operation["responses"]), sorted(operation["responses"])
+    codes = {
+        example["value"]["error_code"]
+        for status in statuses - {"304"}
+        for example in operation["responses"][status]["content"]["application/json"]["examples"].values()
+    }
+    expected = {"412": "PRECONDITION_FAILED", "409": "IDEMPOTENCY_KEY_IN_USE", "410": "CURSOR_EXPIRED"}
+    assert {code for status, code in expected.items() if status in statuses} <= codes
+    if "304" in statuses:
+        assert "content" not in operation["responses"]["304"]

@@ -31,6 +31,7 @@ __all__ = (
     "NotFound",
     "OtherClientError",
     "PayloadTooLarge",
+    "PreconditionFailed",
     "RateLimited",
     "RequestTimeout",
     "ServiceUnavailable",
@@ -60,6 +61,8 @@ class ErrorBody(msgspec.Struct, frozen=True, omit_defaults=True):
     path: str
     status_code: int
     errors: list[FieldError] | None = None
+    # In a batch: the index of the operation that failed (nothing of the batch was kept).
+    operation: int | None = None
 
 
 class AppError(Exception):
@@ -79,6 +82,7 @@ class AppError(Exception):
         self.detail = detail or self.default_detail
         self.headers = dict(headers or {})
         self.errors = errors
+        self.operation: int | None = None
         super().__init__(self.detail)
 
 
@@ -151,6 +155,14 @@ class NotFound(AppError):
     status_code = 404
     error_code = "NOT_FOUND"
     default_detail = "Not found"
+
+
+class PreconditionFailed(AppError):
+    """``If-Match`` named a version the resource is no longer at: nothing was changed."""
+
+    status_code = 412
+    error_code = "PRECONDITION_FAILED"
+    default_detail = "The resource has changed since the version named in If-Match"
 
 
 class MethodNotAllowed(AppError):

@@ -90,6 +90,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # gets a fresh pair for the same session; later, reuse revokes the session (a stolen token).
     refresh_reuse_grace_seconds: Annotated[int, msgspec.Meta(ge=0, le=300)] = 10
 
+    # Sync: deleted tasks stay as tombstones for the change feed this long (an older cursor is a
+    # 410); an Idempotency-Key and its stored response are kept this long.
+    tombstone_retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    idempotency_key_ttl_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 24
+
     # Rate limits ("<count>/<period>", moving window), in memory or in Redis when REDIS_URL is set.
     rate_limit_enabled: bool = True
     rate_limit_register: str = "5/minute"

@@ -6,10 +6,21 @@ from uuid import UUID
 
 from advanced_alchemy.base import UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-__all__ = ("AuditEvent", "AuthSession", "LoginFailure", "Priority", "RefreshToken", "Role", "Task", "User")
+__all__ = (
+    "AuditEvent",
+    "AuthSession",
+    "ChangeCounter",
+    "IdempotencyKey",
+    "LoginFailure",
+    "Priority",
+    "RefreshToken",
+    "Role",
+    "Task",
+    "User",
+)
 
 
 class Role(enum.StrEnum):
@@ -54,6 +65,9 @@ class User(UUIDAuditBase):
     password_hash: Mapped[str] = mapped_column(String(255), deferred=True)
     role: Mapped[Role] = mapped_column(_string_enum(Role, "role"), default=Role.USER)
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The highest revision among this user's pruned tombstones: a change-feed cursor below it may
+    # have missed a delete, so it is refused (410 CURSOR_EXPIRED).
+    feed_floor: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class Task(UUIDAuditBase):
@@ -65,6 +79,10 @@ class Task(UUIDAuditBase):
         Index("ix_tasks_user_id_created_at", "user_id", "created_at", "id"),
         Index("ix_tasks_user_id_completed", "user_id", "completed"),
         Index("ix_tasks_user_id_due_date", "user_id", "due_date"),
+        # The change feed: a user's changes in revision order (keyset on revision, id).
+        Index("ix_tasks_user_id_revision", "user_id", "revision", "id"),
+        # Pruning tombstones past their retention.
+        Index("ix_tasks_deleted_at", "deleted_at"),
     )
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -74,6 +92,41 @@ class Task(UUIDAuditBase):
     priority: Mapped[Priority] = mapped_column(_string_enum(Priority, "priority"), default=Priority.MEDIUM)
     due_date: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    # Set by every write (todo_service/db/revisions.py): the ETag and the change feed's order.
+    revision: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # A deleted task is a tombstone for the change feed until pruned; every other route ignores it.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class ChangeCounter(UUIDBase):
+    """SQLite only: the last revision handed out (PostgreSQL's revisions are transaction ids).
+
+    One row; a trigger on ``tasks`` (migration 0003) moves it forward within the writing statement.
+    """
+
+    __tablename__ = "change_counter"
+
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class IdempotencyKey(UUIDBase):
+    """A POST's ``Idempotency-Key`` and the response it got, replayed to retries for a day."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("uq_idempotency_keys_user_id_key", "user_id", "key", unique=True),)
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    # SHA-256 of the method, path and body: the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # Who holds the key while its request runs; the response is stored only by that holder.
+    claim: Mapped[UUID]
+    lease_until: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    # The stored response (NULL while the first request runs).
+    status: Mapped[int | None] = mapped_column(SmallInteger)
+    headers: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class AuthSession(UUIDBase):

@@ -1,23 +1,33 @@
-"""``/api/v1/users/{user_id}/tasks``: a user's tasks."""
+"""``/api/v1/users/{user_id}/tasks``: a user's tasks, their change feed and batches."""
 
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from todo_service.core.errors import FieldError, Forbidden, NotFound, ValidationFailed
+from todo_service.core.errors import Forbidden, NotFound, PreconditionFailed
 from todo_service.core.pagination import Page, PageNumber, PageSize
 from todo_service.core.schema import NO_NUL, MessageResponse
 from todo_service.db.models import Priority
+from todo_service.db.statements import Statements
+from todo_service.http.conditional import IfMatch, IfNoneMatch, conditional, revisions_in
 from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
+from todo_service.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from todo_service.idempotency.responses import IdempotencyKey, run_once
+from todo_service.idempotency.store import Idempotency
 from todo_service.security.access import Caller
-from todo_service.tasks.errors import TaskNotFound
+from todo_service.tasks.batch import run_batch
+from todo_service.tasks.errors import CursorExpired, TaskNotFound
 from todo_service.tasks.schemas import (
-    READ_ONLY_FIELDS,
     SORT_PATTERN,
+    BatchRequest,
+    BatchResponse,
+    ChangePage,
     TaskCompletion,
     TaskCreate,
     TaskFilters,
@@ -30,9 +40,18 @@ __all__ = ("TaskController",)
 
 
 # A malformed id in the path matches no route: 404 NOT_FOUND, like any unknown URL.
-_READ_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound)
-_TASK_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound, TaskNotFound)
-_WRITE_ERRORS = error_responses(*AUTHENTICATED, *WITH_BODY, Forbidden, NotFound, TaskNotFound)
+_NOT_MODIFIED = {304: ResponseSpec(None, description="Not Modified: the ETag in If-None-Match is current (no body)")}
+_READ_ERRORS = {**error_responses(*AUTHENTICATED, Forbidden, NotFound), **_NOT_MODIFIED}
+_TASK_ERRORS = {**error_responses(*AUTHENTICATED, Forbidden, NotFound, TaskNotFound), **_NOT_MODIFIED}
+_FEED_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound, CursorExpired)
+_CONDITIONAL = (*AUTHENTICATED, Forbidden, NotFound, TaskNotFound, PreconditionFailed)
+_DELETE_ERRORS = error_responses(*_CONDITIONAL)
+_WRITE_ERRORS = error_responses(*_CONDITIONAL, *WITH_BODY)
+_CREATE_ERRORS = error_responses(
+    *AUTHENTICATED, *WITH_BODY, Forbidden, NotFound, IdempotencyKeyReused, IdempotencyKeyInUse
+)
+_BATCH_ERRORS = error_responses(*_CONDITIONAL, *WITH_BODY, IdempotencyKeyReused, IdempotencyKeyInUse)
+_ETAG = [ResponseHeader(name="ETag", description="The version of what was returned", documentation_only=True)]
 
 
 class TaskController(Controller):
@@ -81,7 +100,8 @@ class TaskController(Controller):
         ] = "-created_at",
         page: PageNumber = 1,
         limit: PageSize = 20,
-    ) -> Page[TaskRead]:
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[Page[TaskRead]]:
         """A page of the user's tasks, newest first unless sorted otherwise, with the total count."""
         filters = TaskFilters(
             completed=completed,
@@ -94,79 +114,153 @@ class TaskController(Controller):
             page=page,
             limit=limit,
         )
-        return await task_service.list_page(request.user, user_id, filters)
+        found, etag = await task_service.list_page(request.user, user_id, filters)
+        return conditional(found, etag, if_none_match)
 
-    @post(summary="Create a task", responses=_WRITE_ERRORS)
-    async def create_task(
+    @post(summary="Create a task", responses=_CREATE_ERRORS, response_headers=_ETAG)
+    async def create_task(  # noqa: PLR0913  (the path, the body, the key and the request's context)
         self,
+        *,
         user_id: FromPath[UUID],
         data: JSONBody[TaskCreate],
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
+        idempotency: NamedDependency[Idempotency],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskRead]:
-        """Add a task; the ``Location`` header points at it."""
-        task = await task_service.create_task(request.user, user_id, data)
-        return Response(task, status_code=201, headers={"Location": f"{self.path_for(user_id)}/{task.id}"})
+        """Add a task; the ``Location`` header points at it. Retry safely with an ``Idempotency-Key``."""
 
-    @get("/{task_id:uuid}", summary="Read a task", responses=_TASK_ERRORS)
+        async def create(db: Statements | None = None) -> Response[TaskRead]:
+            task = await task_service.create_task(request.user, user_id, data, db=db)
+            headers = {"Location": f"{self.path_for(user_id)}/{task.id}", "ETag": task.etag}
+            return Response(task, status_code=201, headers=headers)
+
+        if idempotency_key is None:
+            return await create()
+        return await run_once(request, idempotency, idempotency_key, create)
+
+    @get("/{task_id:uuid}", summary="Read a task", responses=_TASK_ERRORS, response_headers=_ETAG)
     async def get_task(
         self,
+        *,
         user_id: FromPath[UUID],
         task_id: FromPath[UUID],
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
-    ) -> TaskRead:
-        """One task."""
-        return await task_service.get_task(request.user, user_id, task_id)
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[TaskRead]:
+        """One task, with its ``ETag``; ``If-None-Match`` with that tag answers 304 while it is current."""
+        task = await task_service.get_task(request.user, user_id, task_id)
+        return conditional(task, task.etag, if_none_match)
 
-    @put("/{task_id:uuid}", summary="Change a task", responses=_WRITE_ERRORS)
-    async def update_task(
+    @put("/{task_id:uuid}", summary="Change a task", responses=_WRITE_ERRORS, response_headers=_ETAG)
+    async def update_task(  # noqa: PLR0913  (the path, the body, the precondition and the request's context)
         self,
+        *,
         user_id: FromPath[UUID],
         task_id: FromPath[UUID],
         data: JSONBody[TaskUpdate],
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
-    ) -> TaskRead:
+        if_match: IfMatch = None,
+    ) -> Response[TaskRead]:
         """Change any fields: omitted ones stay as they are, ``null`` clears description or due_date.
 
-        Read-only fields (``id``, ``user_id``, ``completed_at``, ``created_at``, ``updated_at``) may
-        be sent back unchanged; a different value is a 422 naming the field.
+        Read-only fields (``id``, ``user_id``, ``completed_at``, ``created_at``, ``updated_at``,
+        ``etag``) may be sent back unchanged; a different value is a 422 naming the field.
         """
-        changes = data.sent_fields()
-        if stated := {name: changes.pop(name) for name in READ_ONLY_FIELDS if name in changes}:
-            stored = await task_service.get_task(request.user, user_id, task_id)
-            if differ := [name for name, value in stated.items() if getattr(stored, name) != value]:
-                errors = [
-                    FieldError(field=name, message="is read-only and differs from the task", source="body")
-                    for name in differ
-                ]
-                raise ValidationFailed(f"Invalid {differ[0]}: is read-only and differs from the task", errors=errors)
-        return await task_service.update_task(request.user, user_id, task_id, changes)
+        fields = data.sent_fields()
+        task = await task_service.edit(request.user, user_id, task_id, fields, if_match=revisions_in(if_match))
+        return Response(task, headers={"ETag": task.etag})
 
-    @delete("/{task_id:uuid}", status_code=200, summary="Delete a task", responses=_TASK_ERRORS)
+    @delete("/{task_id:uuid}", status_code=200, summary="Delete a task", responses=_DELETE_ERRORS)
     async def delete_task(
         self,
+        *,
         user_id: FromPath[UUID],
         task_id: FromPath[UUID],
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
+        if_match: IfMatch = None,
     ) -> MessageResponse:
-        """Delete a task for good."""
-        await task_service.delete_task(request.user, user_id, task_id)
+        """Delete a task: it answers 404 from now on, and the change feed reports the deletion."""
+        await task_service.delete_task(request.user, user_id, task_id, if_match=revisions_in(if_match))
         return MessageResponse(message="Task deleted successfully")
 
-    @patch("/{task_id:uuid}/complete", summary="Mark a task done or not done", responses=_WRITE_ERRORS)
-    async def complete_task(
+    @patch(
+        "/{task_id:uuid}/complete",
+        summary="Mark a task done or not done",
+        responses=_WRITE_ERRORS,
+        response_headers=_ETAG,
+    )
+    async def complete_task(  # noqa: PLR0913  (the path, the body, the precondition and the request's context)
         self,
+        *,
         user_id: FromPath[UUID],
         task_id: FromPath[UUID],
         data: JSONBody[TaskCompletion],
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
-    ) -> TaskRead:
+        if_match: IfMatch = None,
+    ) -> Response[TaskRead]:
         """Set ``completed``; ``completed_at`` is stamped on completion and cleared on reopening."""
-        return await task_service.complete(request.user, user_id, task_id, completed=data.completed)
+        task = await task_service.complete(
+            request.user, user_id, task_id, completed=data.completed, if_match=revisions_in(if_match)
+        )
+        return Response(task, headers={"ETag": task.etag})
+
+    @get("/changes", summary="Changes since a cursor", responses=_FEED_ERRORS)
+    async def changes(
+        self,
+        *,
+        user_id: FromPath[UUID],
+        request: Request[Caller, Any, Any],
+        task_service: NamedDependency[TaskService],
+        cursor: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=200,
+                description="next_cursor of the previous answer; none: from the beginning",
+            ),
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000, description="Changes per answer (1..1000)")] = 100,
+    ) -> ChangePage:
+        """Every change to the user's tasks after ``cursor``, in commit order, each task once in its latest state.
+
+        Store ``next_cursor`` and ask again: you get every later change exactly once, even when
+        concurrent writes commit out of order. ``has_more``: ask again at once. A cursor older than
+        the tombstones kept (``TOMBSTONE_RETENTION_DAYS``) answers 410 CURSOR_EXPIRED: start again
+        without a cursor.
+        """
+        return await task_service.changes(request.user, user_id, cursor, limit)
+
+    @post("/batch", status_code=200, summary="Run several operations at once", responses=_BATCH_ERRORS)
+    async def batch(  # noqa: PLR0913  (the path, the body, the key and the request's context)
+        self,
+        *,
+        user_id: FromPath[UUID],
+        data: JSONBody[BatchRequest],
+        request: Request[Caller, Any, Any],
+        task_service: NamedDependency[TaskService],
+        idempotency: NamedDependency[Idempotency],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[BatchResponse]:
+        """1..100 operations (create, update, complete, delete) in one transaction, all or nothing.
+
+        Each obeys its single route's rules (validation, ownership, ``if_match``); the first failure
+        answers that operation's error with its index in ``operation``, and nothing is kept.
+        """
+
+        async def run(db: Statements | None = None) -> Response[BatchResponse]:
+            if db is not None:
+                return Response(await run_batch(task_service, request.user, user_id, data.operations, db))
+            async with idempotency.statements.transaction() as transaction:
+                return Response(await run_batch(task_service, request.user, user_id, data.operations, transaction))
+
+        if idempotency_key is None:
+            return await run()
+        return await run_once(request, idempotency, idempotency_key, run)
 
     @staticmethod
     def path_for(user_id: UUID) -> str:

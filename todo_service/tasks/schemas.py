@@ -9,7 +9,27 @@ import msgspec
 from todo_service.core.schema import NO_NUL, NON_BLANK, RequestBody, explain_pattern
 from todo_service.db.models import Priority
 
-__all__ = ("READ_ONLY_FIELDS", "SORT_PATTERN", "TaskCompletion", "TaskCreate", "TaskFilters", "TaskRead", "TaskUpdate")
+__all__ = (
+    "MAX_BATCH",
+    "READ_ONLY_FIELDS",
+    "SORT_PATTERN",
+    "BatchRequest",
+    "BatchResponse",
+    "ChangePage",
+    "CompleteOperation",
+    "CreateOperation",
+    "DeleteOperation",
+    "Operation",
+    "OperationResult",
+    "TaskCompletion",
+    "TaskCreate",
+    "TaskDeleted",
+    "TaskFilters",
+    "TaskRead",
+    "TaskUpdate",
+    "TaskUpserted",
+    "UpdateOperation",
+)
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=NON_BLANK, examples=["Write the report"])]
 Description = Annotated[str, msgspec.Meta(max_length=1000, pattern=NO_NUL, examples=["Two pages, with figures"])]
@@ -45,7 +65,10 @@ class TaskFilters(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TaskRead(msgspec.Struct, frozen=True):
-    """A task. Field order matches the columns the services select."""
+    """A task. The repository selects its columns from these fields, in this order.
+
+    ``etag`` is the task's ``ETag`` header value (quotes included): send it back in ``If-Match``.
+    """
 
     id: UUID
     user_id: UUID
@@ -57,6 +80,7 @@ class TaskRead(msgspec.Struct, frozen=True):
     completed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    etag: str
 
 
 class TaskCreate(RequestBody, kw_only=True):
@@ -71,7 +95,7 @@ class TaskCreate(RequestBody, kw_only=True):
 
 ReadOnlyId = Annotated[UUID, msgspec.Meta(extra={"read_only": True})]
 ReadOnlyTime = Annotated[datetime, msgspec.Meta(tz=True, extra={"read_only": True})]
-READ_ONLY_FIELDS = ("id", "user_id", "completed_at", "created_at", "updated_at")
+READ_ONLY_FIELDS = ("id", "user_id", "completed_at", "created_at", "updated_at", "etag")
 
 
 class TaskUpdate(RequestBody, kw_only=True):
@@ -91,9 +115,98 @@ class TaskUpdate(RequestBody, kw_only=True):
     completed_at: ReadOnlyTime | msgspec.UnsetType | None = msgspec.UNSET
     created_at: ReadOnlyTime | msgspec.UnsetType = msgspec.UNSET
     updated_at: ReadOnlyTime | msgspec.UnsetType = msgspec.UNSET
+    etag: Annotated[str, msgspec.Meta(max_length=64, extra={"read_only": True})] | msgspec.UnsetType = msgspec.UNSET
 
 
 class TaskCompletion(RequestBody):
     """Mark a task done or not done."""
 
     completed: bool
+
+
+# -- the change feed ----------------------------------------------------------------------------
+
+
+class TaskUpserted(msgspec.Struct, frozen=True, tag="upsert", tag_field="op"):
+    """The task was created or changed: here it is as it is now."""
+
+    task: TaskRead
+
+
+class TaskDeleted(msgspec.Struct, frozen=True, tag="delete", tag_field="op"):
+    """The task was deleted."""
+
+    task_id: UUID
+    deleted_at: datetime
+
+
+class ChangePage(msgspec.Struct, frozen=True):
+    """Changes in commit order; ask again with ``next_cursor`` for the ones after them."""
+
+    changes: list[TaskUpserted | TaskDeleted]
+    next_cursor: str
+    has_more: bool
+
+
+# -- batches --------------------------------------------------------------------------------------
+
+IfMatch = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=1000,
+        description="As the If-Match header: the task's etag (or *); a stale one fails the batch with 412.",
+        examples=['"8412"'],
+    ),
+]
+
+
+class CreateOperation(TaskCreate, kw_only=True, tag="create", tag_field="op"):
+    """Create a task (the fields of ``POST .../tasks``)."""
+
+
+class UpdateOperation(TaskUpdate, kw_only=True, tag="update", tag_field="op"):
+    """Change a task (the fields of ``PUT .../tasks/{task_id}``)."""
+
+    task_id: UUID
+    if_match: IfMatch | msgspec.UnsetType = msgspec.UNSET
+
+
+class CompleteOperation(RequestBody, kw_only=True, tag="complete", tag_field="op"):
+    """Mark a task done or not done (``PATCH .../tasks/{task_id}/complete``)."""
+
+    task_id: UUID
+    completed: bool
+    if_match: IfMatch | msgspec.UnsetType = msgspec.UNSET
+
+
+class DeleteOperation(RequestBody, kw_only=True, tag="delete", tag_field="op"):
+    """Delete a task (``DELETE .../tasks/{task_id}``)."""
+
+    task_id: UUID
+    if_match: IfMatch | msgspec.UnsetType = msgspec.UNSET
+
+
+Operation = CreateOperation | UpdateOperation | CompleteOperation | DeleteOperation
+MAX_BATCH = 100
+
+
+class BatchRequest(RequestBody):
+    """Operations run in order in one transaction: all of them take effect, or none."""
+
+    operations: Annotated[list[Operation], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+class OperationResult(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What one operation did: its status as its single route would answer, and the task."""
+
+    op: str
+    status: int
+    task: TaskRead | None = None
+    task_id: UUID | None = None
+
+
+class BatchResponse(msgspec.Struct, frozen=True):
+    """One result per operation, in order."""
+
+    results: list[OperationResult]

@@ -7,21 +7,25 @@ theirs, a 403 or 401 when their own permission is the reason).
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from todo_service.core.errors import AppError, Forbidden
+from todo_service.core.errors import AppError, FieldError, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from todo_service.core.pagination import Page
 from todo_service.security.access import refuse
-from todo_service.tasks.errors import TaskNotFound
-from todo_service.tasks.repository import as_utc
-from todo_service.tasks.schemas import TaskRead
+from todo_service.tasks.cursors import START
+from todo_service.tasks.errors import CursorExpired, TaskNotFound
+from todo_service.tasks.queries import as_utc
+from todo_service.tasks.schemas import READ_ONLY_FIELDS, ChangePage, TaskDeleted, TaskRead, TaskUpserted
 
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from todo_service.db.statements import Statements
     from todo_service.security.access import Caller
+    from todo_service.tasks.cursors import Cursors
     from todo_service.tasks.repository import TaskRepository
     from todo_service.tasks.schemas import TaskCreate, TaskFilters
 
@@ -29,28 +33,45 @@ __all__ = ("TaskService",)
 
 
 class TaskService:
-    """A user's tasks. One per app, shared by every request."""
+    """A user's tasks. One per app, shared by every request.
 
-    def __init__(self, repository: TaskRepository) -> None:
+    Writes take ``if_match`` (the revisions an ``If-Match`` header names; None: no precondition)
+    and ``db`` (a transaction to run in, for batches and idempotent requests).
+    """
+
+    def __init__(self, repository: TaskRepository, cursors: Cursors) -> None:
         self.repository = repository
+        self.cursors = cursors
 
-    async def list_page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> Page[TaskRead]:
-        """One page of ``owner_id``'s tasks and the total, in one round trip (two past the last page)."""
+    async def list_page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> tuple[Page[TaskRead], str]:
+        """One page of ``owner_id``'s tasks with the total (one round trip), and the page's ETag.
+
+        The ETag is made from what the page shows (each task's revision, the total, the page): it
+        changes exactly when the page's body would.
+        """
         rows, total = await self.repository.page(caller, owner_id, filters)
-        return Page.of([TaskRead(*row) for row in rows], total=total, page=filters.page, limit=filters.limit)
+        page = Page.of([TaskRead(*row) for row in rows], total=total, page=filters.page, limit=filters.limit)
+        digest = hashlib.blake2b(f"{total}/{filters.page}/{filters.limit}".encode(), digest_size=16)
+        for task in page.items:
+            digest.update(task.id.bytes + task.etag.encode())
+        return page, f'"{digest.hexdigest()}"'
 
-    async def get_task(self, caller: Caller, owner_id: UUID, task_id: UUID) -> TaskRead:
+    async def get_task(
+        self, caller: Caller, owner_id: UUID, task_id: UUID, *, db: Statements | None = None
+    ) -> TaskRead:
         """One task of ``owner_id``.
 
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
         """
-        row = await self.repository.one(caller, owner_id, task_id)
+        row = await self.repository.one(caller, owner_id, task_id, db=db)
         if row is None:
             await self._refuse(caller, owner_id, write=False, otherwise=TaskNotFound())
         return TaskRead(*row)
 
-    async def create_task(self, caller: Caller, owner_id: UUID, data: TaskCreate) -> TaskRead:
+    async def create_task(
+        self, caller: Caller, owner_id: UUID, data: TaskCreate, *, db: Statements | None = None
+    ) -> TaskRead:
         """Add a task to ``owner_id``'s list (one INSERT … SELECT, guarded by the caller's permission)."""
         now = datetime.now(UTC)
         values = {
@@ -64,37 +85,133 @@ class TaskService:
             "created_at": now,
             "updated_at": now,
         }
-        row = await self.repository.insert(caller, owner_id, values)
+        row = await self.repository.insert(caller, owner_id, values, db=db)
         if row is None:
             # Allowed now but refused a moment ago means the caller's role changed in between.
             await self._refuse(caller, owner_id, write=True, otherwise=Forbidden())
         return TaskRead(*row)
 
-    async def update_task(self, caller: Caller, owner_id: UUID, task_id: UUID, changes: dict[str, Any]) -> TaskRead:
+    async def update_task(  # noqa: PLR0913  (the task, its changes, and how to run)
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        changes: dict[str, Any],
+        *,
+        if_match: tuple[int, ...] | None = None,
+        db: Statements | None = None,
+    ) -> TaskRead:
         """Change the given fields (``None`` clears an optional one); completion stamps ``completed_at``.
 
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
+            PreconditionFailed: the task is no longer at a revision ``if_match`` names.
         """
         if "due_date" in changes:
             changes = {**changes, "due_date": as_utc(changes["due_date"])}
-        row = await self.repository.update_fields(caller, owner_id, task_id, changes, datetime.now(UTC))
+        now = datetime.now(UTC)
+        row = await self.repository.update_fields(
+            caller, owner_id, task_id, changes, now, if_match=if_match or (), db=db
+        )
         if row is None:
-            await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
+            await self._refuse_write(caller, owner_id, task_id, if_match, db)
         return TaskRead(*row)
 
-    async def complete(self, caller: Caller, owner_id: UUID, task_id: UUID, *, completed: bool) -> TaskRead:
-        """Mark a task done (stamping ``completed_at``) or not done (clearing it)."""
-        return await self.update_task(caller, owner_id, task_id, {"completed": completed})
+    async def edit(  # noqa: PLR0913  (the task, its fields, and how to run)
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        fields: dict[str, Any],
+        *,
+        if_match: tuple[int, ...] | None = None,
+        db: Statements | None = None,
+    ) -> TaskRead:
+        """A PUT: :meth:`update_task` with ``fields`` as sent, read-only ones included.
 
-    async def delete_task(self, caller: Caller, owner_id: UUID, task_id: UUID) -> None:
-        """Delete a task for good.
+        A read-only field (``id``, ``etag``, ...) equal to the stored value is ignored (a PUT of what
+        a GET returned); a different one is refused, naming it.
+
+        Raises:
+            ValidationFailed: a read-only field differs from the task.
+        """
+        changes = dict(fields)
+        if stated := {name: changes.pop(name) for name in READ_ONLY_FIELDS if name in changes}:
+            stored = await self.get_task(caller, owner_id, task_id, db=db)
+            if differ := [name for name, value in stated.items() if getattr(stored, name) != value]:
+                errors = [
+                    FieldError(field=name, message="is read-only and differs from the task", source="body")
+                    for name in differ
+                ]
+                raise ValidationFailed(f"Invalid {differ[0]}: is read-only and differs from the task", errors=errors)
+        return await self.update_task(caller, owner_id, task_id, changes, if_match=if_match, db=db)
+
+    async def complete(  # noqa: PLR0913  (the task, the flag, and how to run)
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        *,
+        completed: bool,
+        if_match: tuple[int, ...] | None = None,
+        db: Statements | None = None,
+    ) -> TaskRead:
+        """Mark a task done (stamping ``completed_at``) or not done (clearing it)."""
+        return await self.update_task(caller, owner_id, task_id, {"completed": completed}, if_match=if_match, db=db)
+
+    async def delete_task(
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        *,
+        if_match: tuple[int, ...] | None = None,
+        db: Statements | None = None,
+    ) -> None:
+        """Delete a task: every route answers 404 for it from now on; the change feed reports it.
 
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
+            PreconditionFailed: the task is no longer at a revision ``if_match`` names.
         """
-        if not await self.repository.remove(caller, owner_id, task_id):
-            await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
+        now = datetime.now(UTC)
+        if not await self.repository.remove(caller, owner_id, task_id, now, if_match=if_match or (), db=db):
+            await self._refuse_write(caller, owner_id, task_id, if_match, db)
+
+    async def changes(self, caller: Caller, owner_id: UUID, cursor: str | None, limit: int) -> ChangePage:
+        """The changes to ``owner_id``'s tasks after ``cursor`` (None: from the beginning), in commit order.
+
+        Raises:
+            ValidationFailed: ``cursor`` is not one this service gave out for this user's feed.
+            CursorExpired: tombstones after ``cursor`` were pruned: the client must start again.
+        """
+        after = START if cursor is None else self.cursors.read(owner_id, cursor)
+        found = await self.repository.changes(caller, owner_id, after, limit + 1)
+        if found is None:  # no such owner, or the caller may not read their tasks
+            await self._refuse(caller, owner_id, write=False, otherwise=NotFound("No such user"))
+        floor, rows = found
+        if cursor is not None and after[0] < floor:
+            raise CursorExpired
+        shown = rows[:limit]
+        changes: list[TaskUpserted | TaskDeleted] = [
+            TaskUpserted(task=TaskRead(*row.task))
+            if row.deleted_at is None
+            else TaskDeleted(task_id=row.task[0], deleted_at=row.deleted_at)
+            for row in shown
+        ]
+        position = (shown[-1].revision, shown[-1].task[0]) if shown else after
+        return ChangePage(
+            changes=changes, next_cursor=self.cursors.make(owner_id, position), has_more=len(rows) > limit
+        )
+
+    async def _refuse_write(
+        self, caller: Caller, owner_id: UUID, task_id: UUID, if_match: tuple[int, ...] | None, db: Statements | None
+    ) -> NoReturn:
+        """Why a guarded write found nothing: a stale ``If-Match`` (412), else :meth:`_refuse`."""
+        if if_match is not None and (current := await self.repository.one(caller, owner_id, task_id, db=db)):
+            etag = TaskRead(*current).etag
+            raise PreconditionFailed(headers={"ETag": etag})
+        await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
 
     async def _refuse(self, caller: Caller, owner_id: UUID, *, write: bool, otherwise: AppError) -> NoReturn:
         await refuse(self.repository.statements, caller, owner_id=owner_id, write=write, otherwise=otherwise)

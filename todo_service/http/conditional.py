@@ -1,0 +1,73 @@
+"""Conditional requests (RFC 9110 §13): ``If-None-Match`` for reads, ``If-Match`` for writes."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from litestar import Response
+from litestar.params import HeaderParameter
+
+__all__ = ("ANY", "IfMatch", "IfNoneMatch", "conditional", "entity_tags", "none_match", "revisions_in")
+
+ANY = "*"
+
+IfNoneMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-None-Match", max_length=4096, description="An ETag you hold: 304 while it is current"),
+]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(
+        name="If-Match",
+        max_length=4096,
+        description="The task's ETag: the write happens only if the task is still at it (else 412); * or none: always",
+    ),
+]
+
+# An entity tag, weak or strong: W/"..." or "..." (no quotes inside).
+_TAG = re.compile(r'\s*(W/)?("[^"]*")\s*(?:,|$)')
+
+
+def entity_tags(header: str) -> list[str] | None:
+    """The opaque tags of an ``If-Match``/``If-None-Match`` value, weak prefixes dropped; None for ``*``.
+
+    A malformed list yields the tags read before the fault: they can still match, the rest cannot.
+    """
+    if header.strip() == ANY:
+        return None
+    tags: list[str] = []
+    position = 0
+    while position < len(header) and (found := _TAG.match(header, position)):
+        tags.append(found.group(2))
+        position = found.end()
+    return tags
+
+
+def none_match(header: str | None, etag: str) -> bool:
+    """Whether ``If-None-Match`` lets the request through (False: answer 304); weak comparison."""
+    if header is None:
+        return True
+    tags = entity_tags(header)
+    return tags is not None and etag not in tags
+
+
+def revisions_in(header: str | None) -> tuple[int, ...] | None:
+    """The revisions an ``If-Match`` names (None: no header, or ``*``: any current version).
+
+    A tag that is not one of ours names no revision: ``(-1,)`` stands for "matches nothing".
+    """
+    if header is None:
+        return None
+    tags = entity_tags(header)
+    if tags is None:
+        return None
+    revisions = tuple(int(tag[1:-1]) for tag in tags if tag[1:-1].isdigit() and len(tag) < 24)  # noqa: PLR2004
+    return revisions or (-1,)
+
+
+def conditional(content: Any, etag: str, if_none_match: str | None) -> Response[Any]:  # noqa: ANN401
+    """``content`` with its ``ETag``, or 304 (no body) when ``If-None-Match`` holds that tag."""
+    if none_match(if_none_match, etag):
+        return Response(content, headers={"ETag": etag})
+    return Response(None, status_code=304, headers={"ETag": etag})

@@ -1,0 +1,1 @@
+"""Idempotency keys: a retried POST answers its first response again instead of acting twice."""

@@ -1,0 +1,307 @@
+"""The tasks' SQL: every statement of the feature, built once per dialect and shape with placeholders.
+
+Reads and writes are scoped to the owner (``:owner_id``) and guarded by the caller's permission
+(:func:`~todo_service.security.access.guard`); a deleted task is a tombstone (``deleted_at``)
+that only the change feed sees. Every write stamps a revision (:mod:`todo_service.db.revisions`)
+inside the same statement: the task's ETag and its place in the change feed.
+:class:`~todo_service.tasks.repository.TaskRepository` runs them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import msgspec
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    outerjoin,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.orm import aliased
+
+from todo_service.core.pagination import PageQuery
+from todo_service.db.models import Priority, Task, User
+from todo_service.db.revisions import next_revision, visible_below
+from todo_service.security.access import guard
+from todo_service.tasks.schemas import TaskRead
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import InstrumentedAttribute
+    from sqlalchemy.sql import Delete, Insert, Update
+    from sqlalchemy.sql.elements import BindParameter, UnaryExpression
+
+    from todo_service.tasks.schemas import TaskFilters
+
+__all__ = (
+    "AFTER_ID",
+    "AFTER_REVISION",
+    "FEED_LIMIT",
+    "NOW",
+    "OWNER",
+    "TASK",
+    "TASK_COLUMNS",
+    "as_utc",
+    "delete_task",
+    "delete_tombstones",
+    "insert_task",
+    "page_params",
+    "raise_feed_floors",
+    "select_changes",
+    "select_page",
+    "select_task",
+    "update_task",
+)
+
+# The ETag, made in SQL from the revision: '"<revision>"' (strong; it changes with every write).
+_ETAG = (literal_column("'\"'", String) + cast(Task.revision, String) + literal_column("'\"'", String)).label("etag")
+# What TaskRead's fields are read from: its columns of the same name, and the ETag.
+_COMPUTED: dict[str, ColumnElement[Any]] = {"etag": _ETAG}
+# The columns of TaskRead, in its field order: one definition (the struct), never typed twice.
+TASK_COLUMNS: tuple[Any, ...] = tuple(
+    _COMPUTED.get(field.name, getattr(Task, field.name, None)) for field in msgspec.structs.fields(TaskRead)
+)
+_COLUMNS = Task.__table__.c
+_LIVE = Task.deleted_at.is_(None)
+_PRIORITY_RANK = case({p.value: rank for rank, p in enumerate(Priority)}, value=Task.priority)
+_SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
+    "created_at": Task.created_at,
+    "updated_at": Task.updated_at,
+    "due_date": Task.due_date,
+    "priority": _PRIORITY_RANK,
+    "title": Task.title,
+    "completed": Task.completed,
+}
+# Placeholders of the statements below.
+OWNER, TASK, NOW = "owner_id", "task_id", "now"
+AFTER_REVISION, AFTER_ID, FEED_LIMIT = "after_revision", "after_id", "feed_limit"
+_LIKE_ESCAPE = "/"  # as SQLAlchemy's autoescape: a backslash would need escaping in PostgreSQL's literal
+
+
+def _now() -> BindParameter[datetime]:
+    """The request's clock, as a placeholder (one value per statement)."""
+    return bindparam(NOW, type_=_COLUMNS["updated_at"].type)
+
+
+def _order_by(sort: tuple[str, ...]) -> list[UnaryExpression[Any]]:
+    """``("-due_date", "priority")`` → ORDER BY clauses; tasks without a due date come last; id breaks ties."""
+    clauses: list[UnaryExpression[Any]] = []
+    for key in sort:
+        descending = key.startswith("-")
+        column = _SORTABLE[key.lstrip("-")]
+        clause = column.desc() if descending else column.asc()
+        clauses.append(clause.nulls_last() if key.lstrip("-") == "due_date" else clause)
+    clauses.append(Task.id.desc() if sort[0].startswith("-") else Task.id.asc())
+    return clauses
+
+
+class _Shape(NamedTuple):
+    """Which filters a listing uses (their values are parameters): the key of its statements."""
+
+    completed: bool
+    priority: bool
+    search: bool
+    due_before: bool
+    due_after: bool
+    overdue: bool | None
+
+    @classmethod
+    def of(cls, filters: TaskFilters) -> _Shape:
+        return cls(
+            completed=filters.completed is not None,
+            priority=filters.priority is not None,
+            search=bool(filters.search),
+            due_before=filters.due_before is not None,
+            due_after=filters.due_after is not None,
+            overdue=filters.overdue,
+        )
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a listing (always scoped to the owner), with placeholders."""
+    conditions: list[ColumnElement[bool]] = [Task.user_id == bindparam(OWNER), _LIVE]
+    if shape.completed:
+        conditions.append(Task.completed == bindparam("completed"))
+    if shape.priority:
+        conditions.append(Task.priority == bindparam("priority"))
+    if shape.search:
+        # The pattern is escaped in Python (see _like_pattern): '%' and '_' match themselves.
+        pattern = func.lower(bindparam("search", type_=String))
+        conditions.append(
+            or_(
+                func.lower(Task.title).like(pattern, escape=_LIKE_ESCAPE),
+                func.lower(Task.description).like(pattern, escape=_LIKE_ESCAPE),
+            )
+        )
+    if shape.due_before:
+        conditions.append(Task.due_date < bindparam("due_before"))
+    if shape.due_after:
+        conditions.append(Task.due_date > bindparam("due_after"))
+    if shape.overdue is True:
+        conditions.extend([Task.due_date < _now(), Task.completed.is_(False)])
+    elif shape.overdue is False:
+        conditions.append(or_(Task.due_date.is_(None), Task.due_date >= _now(), Task.completed.is_(True)))
+    return conditions
+
+
+def select_page(filters: TaskFilters, *, own: bool) -> PageQuery:
+    """A listing's statements for these filters and order (their values come from :func:`page_params`)."""
+    return _select_page(_Shape.of(filters), filters.sort, own=own)
+
+
+@lru_cache(maxsize=256)
+def _select_page(shape: _Shape, sort: tuple[str, ...], *, own: bool) -> PageQuery:
+    return PageQuery.build(
+        source=Task.__table__,
+        columns=TASK_COLUMNS,
+        where=_conditions(shape),
+        guard=guard(own=own, write=False),
+        order_by=_order_by(sort),
+    )
+
+
+def page_params(filters: TaskFilters) -> dict[str, Any]:
+    """The values of :func:`select_page`'s filter placeholders."""
+    params: dict[str, Any] = {"now": datetime.now(UTC)} if filters.overdue is not None else {}
+    if filters.completed is not None:
+        params["completed"] = filters.completed
+    if filters.priority is not None:
+        params["priority"] = filters.priority
+    if filters.search:
+        params["search"] = _like_pattern(filters.search)
+    if filters.due_before is not None:
+        params["due_before"] = as_utc(filters.due_before)
+    if filters.due_after is not None:
+        params["due_after"] = as_utc(filters.due_after)
+    return params
+
+
+def _like_pattern(text: str) -> str:
+    """``50%_off`` → ``%50/%/_off%``: a substring match (lower-cased in SQL), wildcards taken literally."""
+    escaped = (
+        text.replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2).replace("%", _LIKE_ESCAPE + "%").replace("_", _LIKE_ESCAPE + "_")
+    )
+    return f"%{escaped}%"
+
+
+@cache
+def select_task(*, own: bool) -> Select[Any]:
+    """One live task of the owner, if the caller may read it."""
+    return select(*TASK_COLUMNS).where(
+        Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _LIVE, guard(own=own, write=False)
+    )
+
+
+_CREATED = tuple(column.key for column in TASK_COLUMNS if column.key in _COLUMNS)  # an INSERT gives every column
+
+
+@cache
+def insert_task(dialect: str, *, own: bool) -> Insert:
+    """INSERT … SELECT guarded by the caller's permission: no row is inserted when it is refused."""
+    values = [bindparam(name, type_=_COLUMNS[name].type) for name in _CREATED]
+    source = select(*values, next_revision(dialect)).where(guard(own=own, write=True))
+    return insert(Task).from_select([*_CREATED, "revision"], source).returning(*TASK_COLUMNS)
+
+
+def _matches(expected: int) -> ColumnElement[bool]:
+    """``If-Match``: the task's revision is one of ``expected`` placeholders ``if_match_0``, ..."""
+    return or_(*(Task.revision == bindparam(f"if_match_{i}", type_=Task.revision.type) for i in range(expected)))
+
+
+@lru_cache(maxsize=256)
+def update_task(dialect: str, fields: frozenset[str], *, own: bool, expected: int) -> Update:
+    """An UPDATE … RETURNING of ``fields``; completion stamps ``completed_at`` (first completion wins).
+
+    A write that changes nothing (completing a completed task, a PUT of what a GET returned) leaves
+    ``updated_at`` and the revision alone; with nothing to change the statement still runs: it checks
+    the caller may write (and the ``If-Match`` revisions, ``expected`` of them).
+    """
+    values: dict[str, Any] = {name: bindparam(f"set_{name}", type_=_COLUMNS[name].type) for name in fields}
+    if "completed" in fields:
+        done = bindparam("set_completed", type_=Boolean)
+        values["completed_at"] = case((done, func.coalesce(Task.completed_at, _now())), else_=None)
+    values["updated_at"] = Task.updated_at
+    values["revision"] = Task.revision
+    if fields:
+        # (Own parameters: PostgreSQL deduces one type per parameter, and SET and IS DISTINCT FROM differ.)
+        changes = or_(
+            *(_COLUMNS[name].is_distinct_from(bindparam(f"was_{name}", type_=_COLUMNS[name].type)) for name in fields)
+        )
+        values["updated_at"] = case((changes, _now()), else_=Task.updated_at)
+        values["revision"] = case((changes, next_revision(dialect)), else_=Task.revision)
+    where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _LIVE, guard(own=own, write=True)]
+    if expected:
+        where.append(_matches(expected))
+    return update(Task).where(*where).values(values).returning(*TASK_COLUMNS)
+
+
+@lru_cache(maxsize=64)
+def delete_task(dialect: str, *, own: bool, expected: int) -> Update:
+    """A delete leaves a tombstone: ``deleted_at`` and a new revision, for the change feed."""
+    where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _LIVE, guard(own=own, write=True)]
+    if expected:
+        where.append(_matches(expected))
+    return update(Task).where(*where).values(deleted_at=_now(), updated_at=_now(), revision=next_revision(dialect))
+
+
+# The feed starts from the owner's row, so that its feed_floor comes back even with no change.
+_OWNER = aliased(User, name="owner")
+
+
+@cache
+def select_changes(dialect: str, *, own: bool) -> Select[Any]:
+    """The owner's changes after (revision, id), in revision order, below the visibility horizon."""
+    after = tuple_(bindparam(AFTER_REVISION, type_=Task.revision.type), bindparam(AFTER_ID, type_=Task.id.type))
+    on = [Task.user_id == _OWNER.id, tuple_(Task.revision, Task.id) > after]
+    if (horizon := visible_below(dialect)) is not None:
+        on.append(Task.revision < horizon)
+    return (
+        select(_OWNER.feed_floor, Task.revision, Task.deleted_at, *TASK_COLUMNS)
+        .select_from(outerjoin(_OWNER, Task, and_(*on)))
+        .where(_OWNER.id == bindparam(OWNER), guard(own=own, write=False))
+        .order_by(Task.revision, Task.id)
+        .limit(bindparam(FEED_LIMIT, type_=Integer))
+    )
+
+
+def raise_feed_floors() -> Update:
+    """Raise each owner's feed floor past their tombstones deleted before ``:before`` (pruned next)."""
+    pruned = and_(Task.user_id == User.id, Task.deleted_at < bindparam("before", type_=Task.deleted_at.type))
+    highest = select(func.max(Task.revision)).where(pruned).scalar_subquery()
+    return (
+        update(User)
+        .where(select(Task.id).where(pruned).exists())
+        # updated_at stays: the account did not change (and no Python-side onupdate runs here).
+        .values(
+            feed_floor=case((highest > User.feed_floor, highest), else_=User.feed_floor),
+            updated_at=User.updated_at,
+        )
+    )
+
+
+def delete_tombstones() -> Delete:
+    """Delete the tombstones deleted before ``:before``."""
+    return delete(Task).where(Task.deleted_at < bindparam("before", type_=Task.deleted_at.type))
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Datetimes without an offset are taken as UTC (the API documents this)."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
