@@ -19,7 +19,6 @@ from todo_service.http.conditional import IfMatch, IfNoneMatch, conditional, rev
 from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
 from todo_service.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from todo_service.idempotency.responses import IdempotencyKey, run_once
-from todo_service.idempotency.store import Idempotency
 from todo_service.security.access import Caller
 from todo_service.tasks.batch import run_batch
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
@@ -118,14 +117,13 @@ class TaskController(Controller):
         return conditional(found, etag, if_none_match)
 
     @post(summary="Create a task", responses=_CREATE_ERRORS, response_headers=_ETAG)
-    async def create_task(  # noqa: PLR0913  (the path, the body, the key and the request's context)
+    async def create_task(
         self,
         *,
         user_id: FromPath[UUID],
         data: JSONBody[TaskCreate],
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
-        idempotency: NamedDependency[Idempotency],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[TaskRead]:
         """Add a task; the ``Location`` header points at it. Retry safely with an ``Idempotency-Key``."""
@@ -137,7 +135,7 @@ class TaskController(Controller):
 
         if idempotency_key is None:
             return await create()
-        return await run_once(request, idempotency, idempotency_key, create)
+        return await run_once(request, task_service.idempotency, idempotency_key, create)
 
     @get("/{task_id:uuid}", summary="Read a task", responses=_TASK_ERRORS, response_headers=_ETAG)
     async def get_task(
@@ -236,14 +234,13 @@ class TaskController(Controller):
         return await task_service.changes(request.user, user_id, cursor, limit)
 
     @post("/batch", status_code=200, summary="Run several operations at once", responses=_BATCH_ERRORS)
-    async def batch(  # noqa: PLR0913  (the path, the body, the key and the request's context)
+    async def batch(
         self,
         *,
         user_id: FromPath[UUID],
         data: JSONBody[BatchRequest],
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
-        idempotency: NamedDependency[Idempotency],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[BatchResponse]:
         """1..100 operations (create, update, complete, delete) in one transaction, all or nothing.
@@ -255,12 +252,12 @@ class TaskController(Controller):
         async def run(db: Statements | None = None) -> Response[BatchResponse]:
             if db is not None:
                 return Response(await run_batch(task_service, request.user, user_id, data.operations, db))
-            async with idempotency.statements.transaction() as transaction:
+            async with task_service.repository.statements.transaction() as transaction:
                 return Response(await run_batch(task_service, request.user, user_id, data.operations, transaction))
 
         if idempotency_key is None:
             return await run()
-        return await run_once(request, idempotency, idempotency_key, run)
+        return await run_once(request, task_service.idempotency, idempotency_key, run)
 
     @staticmethod
     def path_for(user_id: UUID) -> str:
