@@ -38,7 +38,9 @@ if ! psql -XAtqc 'select 1' -d postgres > /dev/null 2>&1; then
     || { echo "bench: no PostgreSQL at $PGHOST:$PGPORT for $PGUSER" >&2; exit 2; }
   echo "bench: starting the Debian PostgreSQL cluster (15/main) and setting $PGUSER's password"
   pg_ctlcluster 15 main start 2> /dev/null || true
-  runuser -u postgres -- psql -XAtq -c "ALTER USER $PGUSER PASSWORD '$PGPASSWORD'" > /dev/null
+  # Through the local socket (peer authentication): the exported PGHOST would ask for the password being set.
+  runuser -u postgres -- env -u PGHOST -u PGPORT -u PGUSER -u PGPASSWORD \
+    psql -XAtq -c "ALTER USER $PGUSER PASSWORD '$PGPASSWORD'" > /dev/null
 fi
 
 # What runs is the installed project, exactly as uv.lock pins it (granian included).
