@@ -26,6 +26,7 @@ from todo_service.core.request_context import ClientAddress
 from todo_service.core.settings import Settings
 from todo_service.db.database import create_engine, create_statements, database_config, wait_for_database
 from todo_service.drain import DrainOnStop
+from todo_service.events.wiring import LiveEvents
 from todo_service.http.body_schema import StrictBodySchema
 from todo_service.http.errors import exception_to_response, status_of
 from todo_service.http.headers import TransportSecurity, ensure_request_id
@@ -188,6 +189,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         statements, ttl=timedelta(hours=settings.idempotency_key_ttl_hours), lease=IDEMPOTENCY_LEASE
     )
     tombstone_retention = timedelta(days=settings.tombstone_retention_days)
+    task_service = TaskService(task_repository, Cursors(settings.signing_key), idempotency)
+    live_events = LiveEvents(settings, task_service, jwt_auth)  # SSE: routes, listener, streams' end
 
     async def prune_sync_tables() -> str:
         tombstones = await task_repository.prune_tombstones(datetime.now(UTC) - tombstone_retention)
@@ -213,6 +216,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *([tracing] if tracing else []),  # server spans (a plugin, around routing), X-Trace-Id, untraced routes
             request_logging,  # the access line
             transport,  # security headers, Allow, CORS
+            live_events,  # GET .../tasks/events (SSE) and its tickets, the LISTEN connection, streams' end
             LastWords(),  # last: after every hook the others added
         ],
         before_request=check_query,  # unknown, repeated or invalid query parameters: one 422 naming them all
@@ -234,7 +238,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "auth_config": _singleton(auth_config),
             "audit": Provide(provide_audit, sync_to_thread=False),
             "readiness": _singleton(readiness),
-            "task_service": _singleton(TaskService(task_repository, Cursors(settings.signing_key), idempotency)),
+            "task_service": _singleton(task_service),
         },
         exception_handlers={Exception: exception_to_response},
         openapi_config=openapi,

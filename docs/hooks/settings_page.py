@@ -95,6 +95,18 @@ PROSE: dict[str, dict[str, str]] = {
         "answers 410 `CURSOR_EXPIRED` (the client reads the feed again from the beginning).",
         "idempotency_key_ttl_hours": "An `Idempotency-Key` and the response it got are kept this long: a "
         "retry within it answers that response again; after it, the key is free for a new request.",
+        "events_ticket_ttl_seconds": "Lifetime of a stream ticket (`POST .../tasks/events/tokens`), the credential "
+        "a browser's `EventSource` puts in the URL: short, as a URL may be seen by proxies and history.",
+        "events_heartbeat_seconds": "An event stream with nothing to send writes a `: keep-alive` comment this "
+        "often (at most 15), so proxies and clients keep it open and a dead client is noticed.",
+        "events_poll_seconds": "Each event stream re-reads the change feed this often even without a "
+        "notification: the safety net under LISTEN/NOTIFY (and how SQLite streams see other processes' writes).",
+        "events_max_streams_per_user": "Open event streams per user and process; one more answers 429 "
+        "`TOO_MANY_STREAMS`.",
+        "events_max_streams": "Open event streams per process, all users together; one more answers 429 "
+        "`TOO_MANY_STREAMS`.",
+        "events_queue_size": "Events queued per stream for its client; a client that leaves them queued for "
+        "5 s is dropped (it reconnects with `Last-Event-ID` and loses nothing).",
     },
     "Rate limits": {
         "rate_limit_enabled": "`false` installs no rate limiting at all: no middleware, no headers.",

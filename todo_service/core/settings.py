@@ -95,6 +95,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tombstone_retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
     idempotency_key_ttl_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 24
 
+    # Live events (SSE): a stream ticket's lifetime; the keep-alive comment's period; the feed re-read
+    # without a notification; open streams per user and per process; events queued per stream.
+    events_ticket_ttl_seconds: Annotated[int, msgspec.Meta(ge=5, le=600)] = 60
+    events_heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0, le=15)] = 15.0
+    events_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=300)] = 5.0
+    events_max_streams_per_user: PositiveInt = 10
+    events_max_streams: PositiveInt = 2000
+    events_queue_size: Annotated[int, msgspec.Meta(ge=1, le=10000)] = 256
+
     # Rate limits ("<count>/<period>", moving window), in memory or in Redis when REDIS_URL is set.
     rate_limit_enabled: bool = True
     rate_limit_register: str = "5/minute"

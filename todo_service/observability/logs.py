@@ -66,7 +66,7 @@ _current_request: ContextVar[Scope | None] = ContextVar("todo_service_log_reques
 _access = logging.getLogger(ACCESS_LOGGER)
 
 # A key's prefix (``access_`` of ``access_token``) needs no matching: it stays as it is.
-_SECRET_KEY = r"(?:passw(?:or)?d|secret|token|api[_-]?key|authorization|cookie)[\w-]*"  # noqa: S105
+_SECRET_KEY = r"(?:passw(?:or)?d|secret|token|ticket|api[_-]?key|authorization|cookie)[\w-]*"  # noqa: S105
 _REDACT = re.compile(
     r"(?P<params>\[parameters: )[^\n]*"  # SQLAlchemy's error messages quote the statement's values
     rf"|(?P<key>{_SECRET_KEY}[\"']?\s*[:=]\s*)"
@@ -84,7 +84,19 @@ def _scrub(match: re.Match[str]) -> str:
 
 
 # Substrings one of which every match contains: most messages contain none and skip the regex.
-_CLUES = ("passw", "secret", "token", "key", "authorization", "cookie", "bearer", "basic", "eyj", "[parameters")
+_CLUES = (
+    "passw",
+    "secret",
+    "token",
+    "ticket",
+    "key",
+    "authorization",
+    "cookie",
+    "bearer",
+    "basic",
+    "eyj",
+    "[parameters",
+)
 
 
 def redact(text: str) -> str:

@@ -21,6 +21,7 @@ from todo_service.tasks.queries import as_utc
 from todo_service.tasks.schemas import READ_ONLY_FIELDS, ChangePage, TaskDeleted, TaskRead, TaskUpserted
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from uuid import UUID
 
     from todo_service.db.statements import Statements
@@ -39,6 +40,10 @@ class TaskService:
     Writes take ``if_match`` (the revisions an ``If-Match`` header names; None: no precondition)
     and ``db`` (a transaction to run in, for batches and idempotent requests).
     """
+
+    # Told the owner's id after each write (SQLite only: the live events' in-process hub; on PostgreSQL
+    # a trigger's NOTIFY does this). Inside ``db`` the write is not committed yet: the hub reads again shortly.
+    on_change: Callable[[UUID], None] | None = None
 
     def __init__(self, repository: TaskRepository, cursors: Cursors, idempotency: Idempotency) -> None:
         self.repository = repository
@@ -93,6 +98,7 @@ class TaskService:
         if row is None:
             # Allowed now but refused a moment ago means the caller's role changed in between.
             await self._refuse(caller, owner_id, write=True, otherwise=Forbidden())
+        self._changed(owner_id)
         return TaskRead(*row)
 
     async def update_task(  # noqa: PLR0913  (the task, its changes, and how to run)
@@ -119,6 +125,7 @@ class TaskService:
         )
         if row is None:
             await self._refuse_write(caller, owner_id, task_id, if_match, db)
+        self._changed(owner_id)
         return TaskRead(*row)
 
     async def edit(  # noqa: PLR0913  (the task, its fields, and how to run)
@@ -181,6 +188,7 @@ class TaskService:
         now = datetime.now(UTC)
         if not await self.repository.remove(caller, owner_id, task_id, now, if_match=if_match or (), db=db):
             await self._refuse_write(caller, owner_id, task_id, if_match, db)
+        self._changed(owner_id)
 
     async def changes(self, caller: Caller, owner_id: UUID, cursor: str | None, limit: int) -> ChangePage:
         """The changes to ``owner_id``'s tasks after ``cursor`` (None: from the beginning), in commit order.
@@ -207,6 +215,10 @@ class TaskService:
         return ChangePage(
             changes=changes, next_cursor=self.cursors.make(owner_id, position), has_more=len(rows) > limit
         )
+
+    def _changed(self, owner_id: UUID) -> None:
+        if self.on_change is not None:
+            self.on_change(owner_id)
 
     async def _refuse_write(
         self, caller: Caller, owner_id: UUID, task_id: UUID, if_match: tuple[int, ...] | None, db: Statements | None

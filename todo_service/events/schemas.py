@@ -1,0 +1,28 @@
+"""What the live-event routes answer, and how one change is written on the stream."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+from todo_service.tasks.schemas import TaskDeleted, TaskUpserted
+
+__all__ = ("KEEP_ALIVE", "StreamTicket", "encode_event")
+
+KEEP_ALIVE = b": keep-alive\n\n"
+_EVENT_NAMES = {TaskUpserted: b"task.upserted", TaskDeleted: b"task.deleted"}
+_encode = msgspec.json.Encoder().encode
+
+
+class StreamTicket(msgspec.Struct, frozen=True):
+    """A short-lived ticket for one user's event stream: ``GET .../tasks/events?ticket=...``."""
+
+    ticket: Annotated[str, msgspec.Meta(description="Opaque; valid only for this user's events route")]
+    expires_in: Annotated[int, msgspec.Meta(description="Seconds until it expires")]
+
+
+def encode_event(cursor: str, change: TaskUpserted | TaskDeleted) -> bytes:
+    """One SSE event: ``id`` the feed cursor after ``change``, its name, the change as in the feed (one line)."""
+    # msgspec's JSON has no raw newlines, so the data is one ``data:`` line.
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (cursor.encode(), _EVENT_NAMES[type(change)], _encode(change))
