@@ -8,7 +8,7 @@ catalogue; anything else is a bare 500, logged with its stack trace (never sent 
 from __future__ import annotations
 
 import logging
-import re
+import sqlite3
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,6 @@ from todo_service.core.errors import (
     ServiceUnavailable,
     ValidationFailed,
 )
-from todo_service.core.schema import PATTERN_MEANINGS
 from todo_service.db.driver_errors import connection_lost
 from todo_service.http.wording import invalid
 from todo_service.observability.logs import in_request
@@ -48,34 +47,28 @@ __all__ = ("exception_to_response", "status_of", "to_app_error")
 
 logger = logging.getLogger(__name__)
 
-_REGEX_MESSAGE = re.compile(r"matching regex '(?P<pattern>.*)'$")
-# msgspec names a missing or unknown field only inside its message, for the body as a whole.
-_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`")
-# Litestar's message when a handler expects a body and none was sent.
-_NO_BODY = "'data'"
+# Litestar validates only what our own decoders do not: path, header and query parameters. Every
+# request body is decoded by StrictBodies (http/strict.py), so a validation detail about the
+# handler's ``data`` from Litestar means one thing: there was no body to decode.
+_BODY = "data"
 
 
 def _field_error(item: Mapping[str, Any]) -> FieldError:
-    """One of Litestar's validation details, with a readable message, the field it concerns and a plain source."""
-    message = str(item.get("message", "invalid value"))
-    # msgspec names the regex a string failed; say what the regex means instead.
-    message = _REGEX_MESSAGE.sub(
-        lambda m: PATTERN_MEANINGS.get(m["pattern"].encode().decode("unicode_escape"), m[0]), message
-    )
-    field = str(item.get("key") or "data")
-    if field == "data":
-        named = _NAMED_FIELD.match(message)
-        field = named["field"] if named else "body"
+    """One of Litestar's validation details: the field it concerns, its message and a plain source."""
     source = item.get("source")
-    return FieldError(field=field, message=message, source=str(getattr(source, "value", source)) if source else None)
+    return FieldError(
+        field=str(item.get("key") or "request"),
+        message=str(item.get("message", "invalid value")),
+        source=str(getattr(source, "value", source)) if source else None,
+    )
 
 
 def _validation_error(exc: ValidationException) -> AppError:
     """Litestar's validation details (``extra``) become field errors; the first one leads the detail."""
-    items = exc.extra if isinstance(exc.extra, list) else []
-    if any(isinstance(item, dict) and item.get("message") == _NO_BODY for item in items):
+    items = [item for item in (exc.extra if isinstance(exc.extra, list) else []) if isinstance(item, dict)]
+    if any(item.get("key") == _BODY for item in items):
         return MalformedRequest("A JSON request body is required")
-    errors = [_field_error(item) for item in items if isinstance(item, dict)]
+    errors = [_field_error(item) for item in items]
     return invalid(errors) if errors else ValidationFailed()
 
 
@@ -112,7 +105,10 @@ def _dependency_down(exc: Exception) -> bool:
         return False
     # PEP 249's OperationalError means trouble outside the program's control, except that sqlite3
     # also raises it for schema mistakes ("no such column"): there only a busy database counts.
-    return type(exc.orig).__module__ != "sqlite3" or "locked" in str(exc.orig) or "busy" in str(exc.orig)
+    if not isinstance(exc.orig, sqlite3.Error):
+        return True
+    code = getattr(exc.orig, "sqlite_errorcode", 0)  # set by sqlite3 on the errors SQLite itself raised
+    return code & 0xFF in {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # the primary code, without extended bits
 
 
 def to_app_error(exc: Exception) -> AppError:

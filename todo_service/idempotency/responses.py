@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -9,6 +10,7 @@ from litestar import Request, Response
 from litestar.enums import MediaType
 from litestar.params import HeaderParameter
 
+from todo_service.core.errors import FieldError, ValidationFailed
 from todo_service.idempotency.store import KEY_PATTERN, StoredResponse, fingerprint
 
 if TYPE_CHECKING:
@@ -20,11 +22,14 @@ if TYPE_CHECKING:
 
 __all__ = ("IdempotencyKey", "run_once")
 
+_KEY = re.compile(KEY_PATTERN.removeprefix("^").removesuffix("$"))
+
 IdempotencyKey = Annotated[
     str | None,
     HeaderParameter(
         name="Idempotency-Key",
-        pattern=KEY_PATTERN,
+        # Checked by run_once in the API's own words; the schema states the same rule.
+        schema_extra={"pattern": KEY_PATTERN, "minLength": 1, "maxLength": 255},
         description=(
             "1..255 printable ASCII characters. The same key with the same request within 24 h answers the "
             "first response again (Idempotent-Replayed: true) and changes nothing."
@@ -39,7 +44,15 @@ async def run_once(
     key: str,
     work: Callable[[Statements], Awaitable[Response[Any]]],
 ) -> Response[Any]:
-    """``work`` at most once for the caller's ``key``: the first response, or that response again."""
+    """``work`` at most once for the caller's ``key``: the first response, or that response again.
+
+    Raises:
+        ValidationFailed: the key is not 1 to 255 printable ASCII characters.
+    """
+    if not _KEY.fullmatch(key):
+        message = "must be 1 to 255 printable ASCII characters"
+        field = FieldError(field="Idempotency-Key", message=message, source="header")
+        raise ValidationFailed(f"Invalid Idempotency-Key: {message}", errors=[field])
 
     async def stored(db: Statements) -> StoredResponse:
         response = await work(db)

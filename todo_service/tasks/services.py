@@ -211,10 +211,11 @@ class TaskService:
             else TaskDeleted(task_id=row.task[0], deleted_at=row.deleted_at)
             for row in shown
         ]
-        position = (shown[-1].revision, shown[-1].task[0]) if shown else after
-        return ChangePage(
-            changes=changes, next_cursor=self.cursors.make(owner_id, position), has_more=len(rows) > limit
-        )
+        if shown:
+            next_cursor = self.cursors.make(owner_id, (shown[-1].revision, shown[-1].task[0]))
+        else:  # nothing new: the same position (an up-to-date poll signs nothing)
+            next_cursor = cursor or self.cursors.make(owner_id, after)
+        return ChangePage(changes=changes, next_cursor=next_cursor, has_more=len(rows) > limit)
 
     def _changed(self, owner_id: UUID) -> None:
         if self.on_change is not None:
