@@ -304,6 +304,9 @@ async def test_sessions_are_left_as_they_are_on_release(postgres_statements: Asy
     # No RESET ALL on release (one more round trip each): nothing here sets session state anyway.
     assert await postgres_statements.one(select(func.current_setting("application_name")), {}) == ("todo-service",)
     assert await postgres_statements.one(select(func.current_setting("jit")), {}) == ("off",)
+    # Prepared once with parameters, planned once: no custom plan per execution (see db/database.py).
+    setting = select(func.current_setting("plan_cache_mode"))
+    assert await postgres_statements.one(setting, {}) == ("force_generic_plan",)
 
 
 async def test_spans_name_the_statement_and_never_its_values(postgres_admin_url: str) -> None:

@@ -68,8 +68,10 @@ def _postgres_connect_args(settings: Settings) -> dict[str, Any]:
     """What every PostgreSQL connection of the engine's pool is opened with."""
     connect_args: dict[str, Any] = {
         "timeout": settings.db_pool_timeout,
-        # Small OLTP queries gain nothing from JIT compilation and pay for its planning.
-        "server_settings": {"application_name": "todo-service", "jit": "off"},
+        # Small OLTP queries gain nothing from JIT compilation and pay for its planning. Every statement
+        # is prepared with the owner as a parameter; a custom plan per execution re-planned the change
+        # feed's join each time (0.4 ms of planning for 0.04 ms of execution), a generic plan is made once.
+        "server_settings": {"application_name": "todo-service", "jit": "off", "plan_cache_mode": "force_generic_plan"},
     }
     if settings.db_sslmode is not None:
         connect_args["ssl"] = settings.db_sslmode
