@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 import todo_service.db.models  # noqa: F401  (registers every table)
 from tests.factories import Account, SameLoopClient, make_settings, register
 from tests.servers import fresh_postgres_database, migrate, postgres_server
+from tests.webhook_receiver import WEBHOOK_TEST_SETTINGS
 from todo_service.app import create_app
 from todo_service.core.settings import normalize_database_url
 
@@ -74,7 +75,7 @@ async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Litestar:
     """The service, as ``create_app`` builds it, on the session's database."""
-    return create_app(make_settings(database_url))
+    return create_app(make_settings(database_url, **WEBHOOK_TEST_SETTINGS))
 
 
 @pytest.fixture(scope="session")

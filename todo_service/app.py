@@ -51,6 +51,8 @@ from todo_service.tasks.cursors import Cursors
 from todo_service.tasks.repository import TaskRepository, task_scope
 from todo_service.tasks.services import TaskService
 from todo_service.users.controllers import UserController
+from todo_service.webhooks.controllers import WebhookController
+from todo_service.webhooks.feature import Webhooks, build_webhooks
 
 __all__ = ("AppContext", "create_app", "create_served_app")
 
@@ -198,11 +200,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return f"pruned {tombstones} task tombstones and {keys} idempotency keys"
 
     context = AppContext(engine=engine, session_maker=session_maker, auth_config=auth_config, audit_log=audit_log)
-    openapi = openapi_config(__version__, enabled=settings.docs_enabled)
+    # Signed webhooks: the routes' service and the outbox's delivery worker (docs/webhooks.md).
+    webhooks = build_webhooks(settings, statements, tracing.tracer if tracing else None)
+    openapi = Webhooks.document(openapi_config(__version__, enabled=settings.docs_enabled))
     transport = TransportSecurity(settings)
 
     return Litestar(
-        route_handlers=[AuthController, UserController, TaskController, AdminController, SystemController],
+        route_handlers=[
+            AuthController,
+            UserController,
+            TaskController,
+            WebhookController,
+            AdminController,
+            SystemController,
+        ],
         # Each cross-cutting concern is a plugin adding its routes, before_send hooks, start-up and shutdown
         # steps in its on_app_init, in this order (Litestar runs them in list order); none inserts middleware.
         plugins=[
@@ -239,6 +250,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "audit": Provide(provide_audit, sync_to_thread=False),
             "readiness": _singleton(readiness),
             "task_service": _singleton(task_service),
+            "webhook_service": _singleton(webhooks.service),
         },
         exception_handlers={Exception: exception_to_response},
         openapi_config=openapi,
@@ -246,6 +258,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[
             session_pruner(session_maker, settings.session_prune_interval_seconds, auth_config.lockout),
             periodic("prune-sync-tables", settings.session_prune_interval_seconds, prune_sync_tables),
+            webhooks.worker.lifespan,  # delivers the outbox: a task in every worker
         ],
         on_startup=[wait_for_the_database, passwords.prepare],
         on_shutdown=[passwords.close, dispose_engine],

@@ -108,6 +108,23 @@ PROSE: dict[str, dict[str, str]] = {
         "events_queue_size": "Events queued per stream for its client; a client that leaves them queued for "
         "5 s is dropped (it reconnects with `Last-Event-ID` and loses nothing).",
     },
+    "Webhooks": {
+        "webhook_allow_private_targets": "`true` lets webhooks reach loopback, private, link-local and "
+        "unique-local addresses (development, tests, an internal receiver); the cloud metadata addresses "
+        "(`169.254.169.254`, `fd00:ec2::254`) and `0.0.0.0` stay refused. See [Webhooks](webhooks.md).",
+        "webhook_timeout_seconds": "The most one delivery attempt may take, connection to last byte read; "
+        "longer counts as a failure and is retried.",
+        "webhook_poll_interval_seconds": "How often each worker process looks for due deliveries in the "
+        "outbox (a full batch is followed at once by the next).",
+        "webhook_batch_size": "Deliveries one worker claims and attempts at once.",
+        "webhook_backoff_base_seconds": "The pause after a failed attempt; it doubles after each further "
+        "failure, with jitter (each pause is 50 to 100% of its value).",
+        "webhook_backoff_max_seconds": "The longest pause between two attempts of one event.",
+        "webhook_retry_window_hours": "An event is retried until this long after it happened; the first "
+        "attempt that fails after that gives it up (`failed`).",
+        "webhook_disable_after_hours": "A webhook whose attempts have all failed for this long is disabled "
+        "(`enabled: false`, `disabled_at`, `disabled_reason`).",
+    },
     "Rate limits": {
         "rate_limit_enabled": "`false` installs no rate limiting at all: no middleware, no headers.",
         "rate_limit_register": "`POST /api/v1/auth/register`, per client IP. Rates read `<count>/<period>`: "

@@ -95,6 +95,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     tombstone_retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
     idempotency_key_ttl_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 24
 
+    # Webhooks (docs/webhooks.md): which targets may be called, how long an attempt may take, how
+    # often the outbox is polled, the backoff between retries, how long an event is retried, and
+    # after how long of continuous failure a webhook is disabled.
+    webhook_allow_private_targets: bool = False
+    webhook_timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    webhook_poll_interval_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 0.5
+    webhook_batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 32
+    webhook_backoff_base_seconds: PositiveFloat = 5.0
+    webhook_backoff_max_seconds: PositiveFloat = 3600.0
+    webhook_retry_window_hours: PositiveFloat = 24.0
+    webhook_disable_after_hours: PositiveFloat = 72.0
+
     # Live events (SSE): a stream ticket's lifetime; the keep-alive comment's period; the feed re-read
     # without a notification; open streams per user and per process; events queued per stream.
     events_ticket_ttl_seconds: Annotated[int, msgspec.Meta(ge=5, le=600)] = 60
