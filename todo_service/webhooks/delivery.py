@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
     from litestar import Litestar
     from opentelemetry.trace import Tracer
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ("DeliveryPolicy", "DeliveryWorker", "backoff")
 
@@ -78,7 +77,7 @@ def _link(traceparent: str | None) -> list[Link]:
 class DeliveryWorker:
     """Drains the outbox of one process; :meth:`lifespan` runs it for the app's lifetime."""
 
-    def __init__(  # noqa: PLR0913  (what it reads, decrypts, checks, sends with, traces; its connections)
+    def __init__(
         self,
         outbox: Outbox,
         box: SecretBox,
@@ -86,7 +85,6 @@ class DeliveryWorker:
         policy: DeliveryPolicy,
         *,
         tracer: Tracer | None = None,
-        engine: AsyncEngine | None = None,
     ) -> None:
         self.outbox = outbox
         self.box = box
@@ -94,7 +92,6 @@ class DeliveryWorker:
         self.policy = policy
         self.sender = Sender(policy.timeout)
         self.tracer = tracer or trace.get_tracer(__name__)
-        self.engine = engine  # the worker's own, disposed with it
 
     async def run_once(self) -> int:
         """Claim what is due and attempt it; how many deliveries were attempted."""
@@ -180,5 +177,3 @@ class DeliveryWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             await self.sender.close()
-            if self.engine is not None:
-                await self.engine.dispose()

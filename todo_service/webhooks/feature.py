@@ -6,9 +6,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-import msgspec
-
-from todo_service.db.database import create_engine, create_statements
 from todo_service.webhooks.delivery import DeliveryPolicy, DeliveryWorker
 from todo_service.webhooks.openapi import webhook_paths
 from todo_service.webhooks.outbox import Outbox
@@ -25,11 +22,6 @@ if TYPE_CHECKING:
     from todo_service.db.statements import Statements
 
 __all__ = ("Webhooks", "build_webhooks")
-
-# The delivery worker's own connections: a burst of deliveries never takes the requests' connections,
-# and the request pool's gauges keep measuring requests (the worker polls several times a second).
-_WORKER_POOL = {"db_pool_size": 2, "db_max_overflow": 2}
-
 
 @dataclass(frozen=True, slots=True)
 class Webhooks:
@@ -61,10 +53,9 @@ def build_webhooks(settings: Settings, statements: Statements, tracer: Tracer | 
         retry_window=timedelta(hours=settings.webhook_retry_window_hours),
         disable_after=timedelta(hours=settings.webhook_disable_after_hours),
     )
-    worker_engine = create_engine(msgspec.structs.replace(settings, **_WORKER_POOL))
+    # One pool per process: the worker borrows the engine's connections like any request, one
+    # statement at a time (a claim, then each result), never across a delivery's HTTP call.
     return Webhooks(
         service=WebhookService(WebhookRepository(statements), box, rules),
-        worker=DeliveryWorker(
-            Outbox(create_statements(worker_engine)), box, rules, policy, tracer=tracer, engine=worker_engine
-        ),
+        worker=DeliveryWorker(Outbox(statements), box, rules, policy, tracer=tracer),
     )
