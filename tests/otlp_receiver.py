@@ -47,6 +47,7 @@ class ReceivedSpan:
     events: list[tuple[str, dict[str, Any]]]
     resource: dict[str, Any]
     scope: str
+    links: list[tuple[str, str]] = field(default_factory=list)  # (trace id, span id), hex
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,7 @@ def _decode(span: Span, resource: dict[str, Any], scope: str) -> ReceivedSpan:
         events=[(event.name, _attributes(event.attributes)) for event in span.events],
         resource=resource,
         scope=scope,
+        links=[(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
     )
 
 

@@ -25,6 +25,7 @@ from tests.factories import PASSWORD, Account, SameLoopClient, create_task, make
 from tests.otlp_receiver import HTTPReceiver, ReceivedSpan, otlp_http_receiver
 from tests.processes import running_service, service_env, stop
 from tests.servers import RedisServer, migrate, redis_server
+from tests.webhook_receiver import WEBHOOK_TEST_SETTINGS, webhook_receiver
 from todo_service import __version__
 from todo_service.observability.traces import (
     TRACE_ID_HEADER,
@@ -75,6 +76,7 @@ def traced_settings(database_url: str, receiver: HTTPReceiver) -> Settings:
         database_url,
         otel_exporter_otlp_endpoint=receiver.endpoint,
         otel_resource_attributes="deployment.environment=test,team=todo%20squad",
+        **WEBHOOK_TEST_SETTINGS,
     )
 
 
@@ -550,3 +552,33 @@ async def test_todo_service_run_exports_its_traces_and_flushes_them_at_shutdown(
     # The app the server runs is the factory's second one: its engine is instrumented too.
     assert any(span.attributes["db.statement"].startswith("INSERT INTO users") for span in db_spans(spans))
     assert "already shutdown" not in service.output().lower()
+
+
+async def test_a_webhook_delivery_links_to_the_trace_of_the_request_that_made_the_change(
+    traced: Client, traces: Traces, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("the writer's traceparent reaches the outbox through a PostgreSQL transaction setting")
+    account = await register(traced)
+    with webhook_receiver() as hook:
+        registered = await traced.post(
+            f"/api/v1/users/{account.id}/webhooks",
+            json={"url": hook.url, "events": ["task.upserted"]},
+            headers=account.headers,
+        )
+        assert registered.status_code == 201, registered.text
+        created = await traced.post(account.tasks_url, json={"title": "linked"}, headers=account.headers)
+        assert created.status_code == 201
+        write = server_span(traces.of(created))
+        received = await hook.wait_for(1)
+    traces.flush()
+    delivery_id = received[0].headers["webhook-id"]
+    spans = traces.receiver.wait_for(
+        lambda spans: any(span.attributes.get("webhook.event_id") == delivery_id for span in spans)
+    )
+    delivery = next(span for span in spans if span.attributes.get("webhook.event_id") == delivery_id)
+    assert delivery.name == "webhook deliver"
+    assert delivery.kind == "CLIENT"
+    # Its own trace (the worker's), linked to the span of the request that wrote the task.
+    assert delivery.trace_id != write.trace_id
+    assert delivery.links == [(write.trace_id, write.span_id)]

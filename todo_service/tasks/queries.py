@@ -4,7 +4,8 @@ Reads and writes are scoped to the owner (``:owner_id``) and guarded by the call
 (:func:`~todo_service.security.access.guard`); a deleted task is a tombstone (``deleted_at``)
 that only the change feed sees. Every write stamps a revision (:mod:`todo_service.db.revisions`)
 inside the same statement: the task's ETag and its place in the change feed.
-:class:`~todo_service.tasks.repository.TaskRepository` runs them.
+:class:`~todo_service.tasks.repository.TaskRepository` runs them. (Over 300 lines on purpose: every
+statement of the feature in one file, so that the owner in each ``WHERE`` is checked in one place.)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy import (
     or_,
     outerjoin,
     select,
+    true,
     tuple_,
     update,
 )
@@ -57,6 +59,7 @@ __all__ = (
     "OWNER",
     "TASK",
     "TASK_COLUMNS",
+    "TRACEPARENT",
     "as_utc",
     "delete_task",
     "delete_tombstones",
@@ -91,6 +94,8 @@ _SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
 # Placeholders of the statements below.
 OWNER, TASK, NOW = "owner_id", "task_id", "now"
 AFTER_REVISION, AFTER_ID, FEED_LIMIT = "after_revision", "after_id", "feed_limit"
+TRACEPARENT = "traceparent"
+TRACE_SETTING = "todo_service.traceparent"  # read by the webhook outbox trigger (migration 0005)
 _LIKE_ESCAPE = "/"  # as SQLAlchemy's autoescape: a backslash would need escaping in PostgreSQL's literal
 
 
@@ -211,11 +216,23 @@ def select_task(*, own: bool) -> Select[Any]:
 _CREATED = tuple(column.key for column in TASK_COLUMNS if column.key in _COLUMNS)  # an INSERT gives every column
 
 
+def _traced(dialect: str, *, traced: bool) -> list[ColumnElement[bool]]:
+    """On PostgreSQL, when ``traced``: the writer's traceparent, set for the statement's transaction.
+
+    The webhook outbox trigger (migration 0005) reads it, so a delivery's span links to the request
+    that made the change. A condition that is always true; nothing at all without a sampled span.
+    """
+    if not traced or dialect != "postgresql":
+        return []
+    local = true()  # set_config(..., is_local): for this transaction only
+    return [func.set_config(TRACE_SETTING, bindparam(TRACEPARENT, type_=String), local).is_not(None)]
+
+
 @cache
-def insert_task(dialect: str, *, own: bool) -> Insert:
+def insert_task(dialect: str, *, own: bool, traced: bool = False) -> Insert:
     """INSERT … SELECT guarded by the caller's permission: no row is inserted when it is refused."""
     values = [bindparam(name, type_=_COLUMNS[name].type) for name in _CREATED]
-    source = select(*values, next_revision(dialect)).where(guard(own=own, write=True))
+    source = select(*values, next_revision(dialect)).where(guard(own=own, write=True), *_traced(dialect, traced=traced))
     return insert(Task).from_select([*_CREATED, "revision"], source).returning(*TASK_COLUMNS)
 
 
@@ -225,7 +242,7 @@ def _matches(expected: int) -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=256)
-def update_task(dialect: str, fields: frozenset[str], *, own: bool, expected: int) -> Update:
+def update_task(dialect: str, fields: frozenset[str], *, own: bool, expected: int, traced: bool = False) -> Update:
     """An UPDATE … RETURNING of ``fields``; completion stamps ``completed_at`` (first completion wins).
 
     A write that changes nothing (completing a completed task, a PUT of what a GET returned) leaves
@@ -248,13 +265,14 @@ def update_task(dialect: str, fields: frozenset[str], *, own: bool, expected: in
     where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _LIVE, guard(own=own, write=True)]
     if expected:
         where.append(_matches(expected))
-    return update(Task).where(*where).values(values).returning(*TASK_COLUMNS)
+    return update(Task).where(*where, *_traced(dialect, traced=traced)).values(values).returning(*TASK_COLUMNS)
 
 
 @lru_cache(maxsize=64)
-def delete_task(dialect: str, *, own: bool, expected: int) -> Update:
+def delete_task(dialect: str, *, own: bool, expected: int, traced: bool = False) -> Update:
     """A delete leaves a tombstone: ``deleted_at`` and a new revision, for the change feed."""
     where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _LIVE, guard(own=own, write=True)]
+    where += _traced(dialect, traced=traced)
     if expected:
         where.append(_matches(expected))
     return update(Task).where(*where).values(deleted_at=_now(), updated_at=_now(), revision=next_revision(dialect))

@@ -22,6 +22,7 @@ import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from opentelemetry import trace
 
 from todo_service.core.pagination import fetch_page
 from todo_service.db.models import Task
@@ -33,6 +34,7 @@ from todo_service.tasks.queries import (
     NOW,
     OWNER,
     TASK,
+    TRACEPARENT,
     delete_task,
     delete_tombstones,
     insert_task,
@@ -63,6 +65,18 @@ class Change(NamedTuple):
     revision: int
     deleted_at: datetime | None
     task: tuple[Any, ...]  # in TASK_COLUMNS order
+
+
+def _traceparent(params: dict[str, Any]) -> bool:
+    """Put the current span's W3C traceparent in ``params`` when it is sampled; whether it did.
+
+    Webhook deliveries of the change then link to this request's trace (see ``queries._traced``).
+    """
+    context = trace.get_current_span().get_span_context()
+    if not (context.is_valid and context.trace_flags.sampled):
+        return False
+    params[TRACEPARENT] = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    return True
 
 
 def task_scope() -> object:
@@ -111,7 +125,8 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
         """Insert the task (every column of ``TASK_COLUMNS`` in ``values``), or None if the caller may not write."""
         db = db or self.statements
         params = {**caller_params(caller), **values, "user_id": owner_id}
-        return await db.one(insert_task(db.dialect_name, own=owner_id == caller.user_id), params)
+        traced = _traceparent(params)
+        return await db.one(insert_task(db.dialect_name, own=owner_id == caller.user_id, traced=traced), params)
 
     async def update_fields(  # noqa: PLR0913  (the task, its changes, the clock and the preconditions)
         self,
@@ -150,8 +165,9 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
     ) -> bool:
         """Delete the task (it becomes a tombstone); False when there was none the caller may delete."""
         db = db or self.statements
-        statement = delete_task(db.dialect_name, own=owner_id == caller.user_id, expected=len(if_match))
         params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, NOW: now}
+        traced = _traceparent(params)
+        statement = delete_task(db.dialect_name, own=owner_id == caller.user_id, expected=len(if_match), traced=traced)
         params.update({f"if_match_{i}": revision for i, revision in enumerate(if_match)})
         return await db.affected(statement, params) > 0
 

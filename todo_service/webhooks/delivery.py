@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -96,7 +97,12 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Claim what is due and attempt it; how many deliveries were attempted."""
         now = datetime.now(UTC)
-        token, claimed = await self.outbox.claim(now=now, lease_until=now + self.policy.lease, batch=self.policy.batch)
+        # The poll runs several times a second in every worker: no trace of its own (a root span per
+        # poll would bury the real ones); each attempt below is traced, its result's statement too.
+        with suppress_instrumentation():
+            token, claimed = await self.outbox.claim(
+                now=now, lease_until=now + self.policy.lease, batch=self.policy.batch
+            )
         await asyncio.gather(*(self.attempt(delivery, token) for delivery in claimed))
         return len(claimed)
 

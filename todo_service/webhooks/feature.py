@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ("Webhooks", "build_webhooks")
 
+
 @dataclass(frozen=True, slots=True)
 class Webhooks:
     """What the app wires in: the routes' service and the delivery worker (a lifespan)."""
