@@ -265,7 +265,7 @@ async def test_events_survive_the_listening_connection_dropping(
                 )
         finally:
             await engine.dispose()
-        assert ended == 1
+        assert ended >= 1  # the server's listener (and the in-process app's, when the suite runs one)
         # Written while nobody listens (the listener waits before connecting again): still delivered.
         created = (await http.post(user.tasks, json={"title": "during the outage"}, headers=user.auth)).json()
         assert (await events.next(10)).data["task"] == created

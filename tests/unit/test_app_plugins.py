@@ -74,10 +74,12 @@ def test_hooks_run_in_the_order_of_the_plugins_and_the_last_words_come_last(app:
         "Passwords.prepare",
         "RateLimiter.check_routes",
         "Metrics._started",
+        "LiveEvents._end_streams_on_stop",
         "freeze_startup_objects",
         "log_started",
     ]
     assert names(app.on_shutdown) == [
+        "Hub.close_all",  # first: open event streams end before anything they read from closes
         "Passwords.close",
         "create_app.<locals>.dispose_engine",
         "RateLimiter.close",

@@ -13,7 +13,7 @@ from litestar.response import Stream
 from todo_service.core.errors import Forbidden, NotFound, ServiceUnavailable
 from todo_service.events.errors import InvalidTicket, TicketExpired, TooManyStreams
 from todo_service.events.feed import LAST_EVENT_ID
-from todo_service.events.schemas import StreamTicket
+from todo_service.events.schemas import EventMessage, StreamTicket
 from todo_service.http.openapi import AUTHENTICATED, error_responses
 from todo_service.security.access import Caller, explain_refusal
 from todo_service.tasks.errors import CursorExpired
@@ -35,7 +35,12 @@ data: {"op": "upsert", "task": {...}} | {"op": "delete", "task_id": "...", "dele
 and a comment line (`: keep-alive`) whenever nothing else was sent for `EVENTS_HEARTBEAT_SECONDS`
 (at most 15). Reconnect with `Last-Event-ID` (EventSource does) to get exactly what came after."""
 _STREAM_RESPONSES = {
-    200: ResponseSpec(data_container=str, media_type="text/event-stream", description=_STREAM_DESCRIPTION),
+    200: ResponseSpec(
+        data_container=EventMessage,
+        generate_examples=False,
+        media_type="text/event-stream",
+        description=_STREAM_DESCRIPTION,
+    ),
     **error_responses(
         *AUTHENTICATED,
         InvalidTicket,

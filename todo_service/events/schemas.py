@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from todo_service.tasks.schemas import TaskDeleted, TaskUpserted
 
-__all__ = ("KEEP_ALIVE", "StreamTicket", "encode_event")
+__all__ = ("KEEP_ALIVE", "EventMessage", "StreamTicket", "encode_event")
 
 KEEP_ALIVE = b": keep-alive\n\n"
 _EVENT_NAMES = {TaskUpserted: b"task.upserted", TaskDeleted: b"task.deleted"}
@@ -20,6 +20,14 @@ class StreamTicket(msgspec.Struct, frozen=True):
 
     ticket: Annotated[str, msgspec.Meta(description="Opaque; valid only for this user's events route")]
     expires_in: Annotated[int, msgspec.Meta(description="Seconds until it expires")]
+
+
+class EventMessage(msgspec.Struct, frozen=True):
+    """One event of the stream, as its fields (OpenAPI's description of ``text/event-stream``)."""
+
+    id: Annotated[str, msgspec.Meta(description="The change-feed cursor after this change")]
+    event: Literal["task.upserted", "task.deleted"]
+    data: Annotated[str, msgspec.Meta(description="The change as in the feed's changes list, as JSON")]
 
 
 def encode_event(cursor: str, change: TaskUpserted | TaskDeleted) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 from litestar.di import Provide
@@ -121,29 +122,33 @@ class LiveEvents(InitPlugin):
         The server stops only once every response has ended, and an event stream does not end by
         itself: Litestar's shutdown hooks would run after a wait as long as the longest client.
         granian's worker handles these signals in its event loop (the loop's wakeup fd, which a
-        Python-level handler leaves in place); this handler comes first and passes the signal on.
+        Python-level handler leaves in place); one handler per process comes first and passes the
+        signal on. It holds the hubs weakly: an app that is gone (tests build many) is not kept.
         """
-        loop = asyncio.get_running_loop()
+        _RUNNING[self.hub] = asyncio.get_running_loop()
+        if _RUNNING_HANDLER_INSTALLED:
+            return
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
-                previous = signal.getsignal(signum)
-                signal.signal(signum, _then(loop, self.hub.close_all, previous))
+                signal.signal(signum, _then_previous(signal.getsignal(signum)))
             except ValueError:  # not the main thread (an embedded server): the shutdown hook ends them
                 return
+        _RUNNING_HANDLER_INSTALLED.append(True)
 
 
+# The hubs of this process's running apps, with their loops; the handler is installed once.
+_RUNNING: weakref.WeakKeyDictionary[Hub, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
+_RUNNING_HANDLER_INSTALLED: list[bool] = []
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _then(
-    loop: asyncio.AbstractEventLoop,
-    step: Callable[[], None],
-    previous: Any,  # noqa: ANN401  (signal.getsignal's)
-) -> Callable[[int, FrameType | None], None]:
-    """A signal handler: ``step`` in the loop, then whatever handled the signal before."""
+def _then_previous(previous: Any) -> Callable[[int, FrameType | None], None]:  # noqa: ANN401  (getsignal's)
+    """A signal handler: end every running hub's streams in its loop, then whatever handled the signal before."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(step)
+        for hub, loop in list(_RUNNING.items()):
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(hub.close_all)
         if callable(previous):
             previous(signum, frame)
 
