@@ -27,12 +27,11 @@ from tests.processes import running_service, service_env, stop
 from tests.servers import RedisServer, migrate, redis_server
 from tests.webhook_receiver import WEBHOOK_TEST_SETTINGS, webhook_receiver
 from todo_service import __version__
+from todo_service.observability.providers import shutdown_tracing, tracer_provider_for
 from todo_service.observability.traces import (
     TRACE_ID_HEADER,
     UNTRACED,
     build_tracing,
-    shutdown_tracing,
-    tracer_provider_for,
 )
 
 if TYPE_CHECKING:

@@ -16,7 +16,8 @@ from todo_service.app import LastWords, create_app
 from todo_service.http.headers import TransportSecurity
 from todo_service.observability.logs import RequestLogging
 from todo_service.observability.metrics import Metrics
-from todo_service.observability.traces import Tracing, shutdown_tracing
+from todo_service.observability.providers import shutdown_tracing
+from todo_service.observability.traces import Tracing
 from todo_service.ratelimit.limiter import RateLimiter
 from todo_service.security.tokens import BearerJWTAuth
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.factories import make_settings
-from todo_service.observability.logs import ACCESS_LOGGER, LogHandler, configure_logging, in_request, redact
+from todo_service.observability.logs import ACCESS_LOGGER, LogHandler, configure_logging, in_request
+from todo_service.observability.redaction import redact
 
 if TYPE_CHECKING:
     from todo_service.observability.logs import TraceIds

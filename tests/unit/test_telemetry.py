@@ -29,14 +29,13 @@ from tests.otlp_receiver import otlp_grpc_receiver, otlp_http_receiver
 from tests.servers import redis_server
 from todo_service import __version__
 from todo_service.core.settings import Settings, SettingsError
+from todo_service.observability.providers import shutdown_tracing, tracer_provider_for
 from todo_service.observability.traces import (
     UNTRACED,
     Tracing,
     build_tracing,
     current_trace_ids,
     record_server_error,
-    shutdown_tracing,
-    tracer_provider_for,
     untraced_path_pattern,
 )
 from todo_service.security.passwords import Passwords

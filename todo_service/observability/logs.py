@@ -28,7 +28,6 @@ write and a flush each, 10 to 20 µs): no queue thread to lose the last lines at
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
 from contextvars import ContextVar
@@ -42,6 +41,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.plugins import InitPlugin
 
 from todo_service.core.request_context import REQUEST_ID_KEY, ClientAddress, request_id_of
+from todo_service.observability.redaction import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
     from todo_service.core.settings import Settings
 
-__all__ = ("ACCESS_LOGGER", "LogHandler", "RequestLogging", "TraceIds", "configure_logging", "in_request", "redact")
+__all__ = ("ACCESS_LOGGER", "LogHandler", "RequestLogging", "TraceIds", "configure_logging", "in_request")
 
 TraceIds: TypeAlias = "Callable[[], tuple[str, str] | None]"
 """Returns the current ``(trace_id, span_id)`` in hex, or None outside any span (``telemetry.current_trace_ids``)."""
@@ -64,45 +64,6 @@ _STARTED = "log_started"  # scope state: perf_counter() when the first middlewar
 _MAX_PATH = 200
 _current_request: ContextVar[Scope | None] = ContextVar("todo_service_log_request", default=None)
 _access = logging.getLogger(ACCESS_LOGGER)
-
-# A key's prefix (``access_`` of ``access_token``) needs no matching: it stays as it is.
-_SECRET_KEY = r"(?:passw(?:or)?d|secret|token|ticket|api[_-]?key|authorization|cookie)[\w-]*"  # noqa: S105
-_REDACT = re.compile(
-    r"(?P<params>\[parameters: )[^\n]*"  # SQLAlchemy's error messages quote the statement's values
-    rf"|(?P<key>{_SECRET_KEY}[\"']?\s*[:=]\s*)"
-    r"(?:(?:bearer|basic)\s+[^\s\"',;&]+|\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^\s,;&)}\]]+)"
-    r"|\b(?:bearer|basic)\s+[\w.~+/=-]+"
-    r"|\beyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*",  # a JWT anywhere
-    re.IGNORECASE,
-)
-
-
-def _scrub(match: re.Match[str]) -> str:
-    if match["params"]:
-        return "[parameters: [REDACTED]]"
-    return f"{match['key'] or ''}[REDACTED]"
-
-
-# Substrings one of which every match contains: most messages contain none and skip the regex.
-_CLUES = (
-    "passw",
-    "secret",
-    "token",
-    "ticket",
-    "key",
-    "authorization",
-    "cookie",
-    "bearer",
-    "basic",
-    "eyj",
-    "[parameters",
-)
-
-
-def redact(text: str) -> str:
-    """``text`` without bearer tokens, JWTs, ``password``/``token``/``secret`` values or SQL parameters."""
-    lowered = text.lower()
-    return _REDACT.sub(_scrub, text) if any(clue in lowered for clue in _CLUES) else text
 
 
 def _message(record: logging.LogRecord) -> str:

@@ -3,12 +3,10 @@
 :func:`build_tracing` returns None when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is unset: then no provider,
 middleware, hook or instrumentation exists and requests cost nothing more. With an endpoint:
 
-- one :class:`TracerProvider` per process and tracing configuration (the factory runs twice under
-  ``todo-service run`` and many times in the tests), kept here, never made global
-  (``trace.set_tracer_provider`` is one-shot): it is handed to everything explicitly. It exports
-  through a ``BatchSpanProcessor`` (OTLP over HTTP/protobuf or gRPC). App shutdown flushes it (uvicorn
-  re-raises SIGTERM once the app is down: no exit handler runs then); at a normal exit the SDK's own
-  handler shuts it down, once.
+- one :class:`TracerProvider` per process and tracing configuration
+  (:mod:`todo_service.observability.providers`), handed to everything explicitly. App shutdown
+  flushes it (uvicorn re-raises SIGTERM once the app is down: no exit handler runs then); at a
+  normal exit the SDK's own handler shuts it down, once.
 - one trace per request: Litestar's OpenTelemetry plugin makes the server span (continuing a
   caller's W3C ``traceparent``); a ``before_send`` hook renames it after the route template
   (``GET /api/v1/users/{user_id}/tasks``, never the raw path) and answers ``X-Trace-Id`` and
@@ -29,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import re
 import traceback
-import urllib.parse
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from litestar.datastructures import MutableScopeHeaders
@@ -40,29 +36,25 @@ from litestar.plugins import InitPlugin, ReceiveRoutePlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.routes import HTTPRoute
 from opentelemetry import trace
-from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import NoOpMeterProvider
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from opentelemetry.util.http import sanitize_method
-from opentelemetry.util.re import parse_env_headers
 
 from todo_service import __version__
-from todo_service.core.settings import Settings, SettingsError
-from todo_service.observability.logs import redact
+from todo_service.observability.providers import instrument_redis, tracer_provider_for
+from todo_service.observability.redaction import redact
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
     from litestar.routes import BaseRoute
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from opentelemetry.sdk.trace import TracerProvider
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from todo_service.core.settings import Settings
 
 __all__ = (
     "TRACE_ID_HEADER",
@@ -71,8 +63,6 @@ __all__ = (
     "build_tracing",
     "current_trace_ids",
     "record_server_error",
-    "shutdown_tracing",
-    "tracer_provider_for",
     "untraced_path_pattern",
 )
 
@@ -83,18 +73,6 @@ UNTRACED = "untraced"
 _PATH_PARAMETER = re.compile(r"(/?)\{[^{}:]+:([^{}]+)\}")
 FLUSH_TIMEOUT_MILLIS = 5000
 _SERVER_SPAN = "otel_server_span"  # the request's server span, in the scope state
-_OTEL_FIELDS = tuple(name for name in Settings.__struct_fields__ if name.startswith("otel_"))
-
-
-@dataclass
-class _Process:
-    """What exists once per process: providers by configuration, and the provider Redis reports to."""
-
-    providers: dict[tuple[Any, ...], TracerProvider] = field(default_factory=dict)
-    redis_provider: TracerProvider | None = None
-
-
-_process = _Process()
 
 
 def current_trace_ids() -> tuple[str, str] | None:
@@ -123,39 +101,6 @@ def record_server_error(exc: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
 
 
-def tracer_provider_for(settings: Settings) -> TracerProvider | None:
-    """The process's provider for this tracing configuration (made on first use); None without an endpoint.
-
-    Raises:
-        SettingsError: ``OTEL_EXPORTER_OTLP_ENDPOINT`` is not an http(s) URL.
-    """
-    if not settings.otel_exporter_otlp_endpoint:
-        return None
-    key = _key(settings)
-    if (provider := _process.providers.get(key)) is None:
-        # shutdown_on_exit (the default): the SDK shuts it down at exit, flushing what is left, once.
-        provider = TracerProvider(resource=_resource(settings), sampler=_sampler(settings))
-        provider.add_span_processor(BatchSpanProcessor(_exporter(settings)))
-        _process.providers[key] = provider
-    return provider
-
-
-def shutdown_tracing(settings: Settings | None = None) -> None:
-    """Flush and shut down the provider of ``settings``' tracing configuration (all of them when None).
-
-    For tests and embedding; a server needs none of it (process exit does the same). The Redis
-    instrumentation goes with its provider; a later app with that configuration gets a new one.
-    """
-    keys = [_key(settings)] if settings else list(_process.providers)
-    for key in keys:
-        if (provider := _process.providers.pop(key, None)) is None:
-            continue
-        if provider is _process.redis_provider:
-            RedisInstrumentor().uninstrument()
-            _process.redis_provider = None
-        provider.shutdown()
-
-
 def build_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
     """The app's tracing (instrumenting ``engine``), or None when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is unset."""
     provider = tracer_provider_for(settings)
@@ -167,7 +112,7 @@ def build_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
     tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
     EngineTracer(tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
     if settings.redis_url:
-        _instrument_redis(provider)
+        instrument_redis(provider)
     return Tracing(provider)
 
 
@@ -300,62 +245,3 @@ async def _name_span_and_answer_trace_id(message: Message, scope: Scope) -> None
 def _method(scope: Scope) -> str:
     method = sanitize_method(str(scope.get("method", "")))
     return "HTTP" if method == "_OTHER" else method  # semantic conventions: unknown methods are "HTTP"
-
-
-def _instrument_redis(provider: TracerProvider) -> None:
-    """redis-py is patched process-wide: once, or again when another configuration's app comes (tests)."""
-    if _process.redis_provider is provider:
-        return
-    instrumentor = RedisInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
-    instrumentor.instrument(tracer_provider=provider)
-    _process.redis_provider = provider
-
-
-def _key(settings: Settings) -> tuple[Any, ...]:
-    return tuple(getattr(settings, name) for name in _OTEL_FIELDS)
-
-
-def _sampler(settings: Settings) -> Sampler:
-    ratio = settings.otel_traces_sampler_arg
-    roots: dict[str, Sampler] = {
-        "always_on": ALWAYS_ON,
-        "always_off": ALWAYS_OFF,
-        "traceidratio": TraceIdRatioBased(1.0 if ratio is None else ratio),
-    }
-    name = settings.otel_traces_sampler
-    root = roots[name.removeprefix("parentbased_")]
-    return ParentBased(root) if name.startswith("parentbased_") else root
-
-
-def _resource(settings: Settings) -> Resource:
-    """``OTEL_RESOURCE_ATTRIBUTES`` (percent-decoded), ``service.name`` from ``OTEL_SERVICE_NAME``, our version."""
-    attributes = {"telemetry.sdk.language": "python", "telemetry.sdk.name": "opentelemetry"}
-    attributes["telemetry.sdk.version"] = sdk_version
-    for pair in settings.otel_resource_attributes.split(","):
-        if pair.strip():  # Settings checked that every pair has an "="
-            key, _, value = pair.partition("=")
-            attributes[key.strip()] = urllib.parse.unquote(value.strip())
-    attributes["service.name"] = settings.otel_service_name
-    attributes.setdefault("service.version", __version__)
-    return Resource(attributes)
-
-
-def _exporter(settings: Settings) -> SpanExporter:
-    endpoint = (settings.otel_exporter_otlp_endpoint or "").rstrip("/")
-    url = urllib.parse.urlsplit(endpoint)
-    if url.scheme not in {"http", "https"} or not url.hostname:
-        msg = "invalid setting OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL"
-        raise SettingsError(msg)
-    headers = dict(parse_env_headers(settings.otel_exporter_otlp_headers, liberal=True))
-    # Imported when chosen: each pulls in its transport (grpcio is the heavy one).
-    if settings.otel_exporter_otlp_protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
-
-        return GrpcSpanExporter(endpoint=endpoint, insecure=url.scheme == "http", headers=headers)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
-
-    return OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", headers=headers)
