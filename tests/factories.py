@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import uuid
 from dataclasses import dataclass
 from typing import Any, Self
 
 import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, async_scoped_session, async_sessionmaker
 
 from todo_service.core.settings import Settings
+from todo_service.db.database import create_statements
+from todo_service.db.models import AuthSession
+from todo_service.security.access import Caller
+from todo_service.tasks.repository import TaskRepository, task_scope
 
 Client = AsyncTestClient[Litestar]
 
@@ -126,3 +133,18 @@ async def create_task(client: Client, account: Account, **fields: Any) -> dict[s
     response = await client.post(account.tasks_url, json=body, headers=account.headers)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+async def caller_of(engine: AsyncEngine, account: Account) -> Caller:
+    """``account`` as the caller its access token names (its first login session)."""
+    async with engine.connect() as connection:
+        session_id = (
+            await connection.execute(select(AuthSession.id).where(AuthSession.user_id == uuid.UUID(account.id)))
+        ).scalar_one()
+    return Caller(user_id=uuid.UUID(account.id), session_id=session_id)
+
+
+def task_repository(engine: AsyncEngine) -> TaskRepository:
+    """A TaskRepository on ``engine``, as an app makes one (the driver connection on PostgreSQL)."""
+    scoped = async_scoped_session(async_sessionmaker(engine, expire_on_commit=False), task_scope)
+    return TaskRepository(statements=create_statements(engine), session=scoped)

@@ -8,27 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_scoped_session, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.factories import Account, Client, create_task, register
-from todo_service.db.database import create_statements
-from todo_service.db.models import AuthSession
-from todo_service.security.access import Caller
-from todo_service.tasks.repository import TaskRepository, task_scope
-
-
-def repository(engine: AsyncEngine) -> TaskRepository:
-    scoped = async_scoped_session(async_sessionmaker(engine, expire_on_commit=False), task_scope)
-    return TaskRepository(statements=create_statements(engine), session=scoped)
-
-
-async def caller_of(engine: AsyncEngine, account: Account) -> Caller:
-    async with engine.connect() as connection:
-        session_id = (
-            await connection.execute(select(AuthSession.id).where(AuthSession.user_id == uuid.UUID(account.id)))
-        ).scalar_one()
-    return Caller(user_id=uuid.UUID(account.id), session_id=session_id)
+from tests.factories import Account, Client, caller_of, create_task, register, task_repository
 
 
 async def feed(client: Client, account: Account, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
@@ -119,7 +101,7 @@ async def test_a_cursor_older_than_the_pruned_tombstones_is_410(
     gone = await create_task(client, account)
     await client.delete(f"{account.tasks_url}/{gone['id']}", headers=account.headers)
     before_prune = (await feed(client, account))["next_cursor"]
-    assert await repository(db_engine).prune_tombstones(datetime.now(UTC) + timedelta(seconds=1)) == 1
+    assert await task_repository(db_engine).prune_tombstones(datetime.now(UTC) + timedelta(seconds=1)) == 1
     response = await client.get(f"{account.tasks_url}/changes", params={"cursor": old_cursor}, headers=account.headers)
     assert response.status_code == 410
     assert response.json()["error_code"] == "CURSOR_EXPIRED"
@@ -133,7 +115,7 @@ async def test_pruning_keeps_tombstones_younger_than_the_retention(
 ) -> None:
     task = await create_task(client, account)
     await client.delete(f"{account.tasks_url}/{task['id']}", headers=account.headers)
-    assert await repository(db_engine).prune_tombstones(datetime.now(UTC) - timedelta(days=30)) == 0
+    assert await task_repository(db_engine).prune_tombstones(datetime.now(UTC) - timedelta(days=30)) == 0
     assert [change["op"] for change in (await feed(client, account))["changes"]] == ["delete"]
 
 
@@ -143,7 +125,7 @@ async def test_out_of_order_commits_are_never_skipped(
     """Two transactions commit in the other order than they wrote; a reader follows the cursor throughout."""
     if backend != "postgresql":
         pytest.skip("SQLite runs one writer at a time: no two writes can commit out of order")
-    repo, caller, owner = repository(db_engine), await caller_of(db_engine, account), uuid.UUID(account.id)
+    repo, caller, owner = task_repository(db_engine), await caller_of(db_engine, account), uuid.UUID(account.id)
     cursor = (await feed(client, account))["next_cursor"]
     seen: list[str] = []
 

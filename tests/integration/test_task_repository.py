@@ -8,15 +8,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, async_scoped_session, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.factories import create_task, register
-from todo_service.db.database import create_statements
-from todo_service.db.models import AuthSession, Priority, Task
-from todo_service.security.access import Caller
+from tests.factories import caller_of, create_task, register, task_repository
+from todo_service.db.models import Priority, Task
 from todo_service.tasks.queries import TASK_COLUMNS
-from todo_service.tasks.repository import TaskRepository, task_scope
+from todo_service.tasks.repository import TaskRepository
 from todo_service.tasks.schemas import TaskFilters
 
 if TYPE_CHECKING:
@@ -25,19 +22,6 @@ if TYPE_CHECKING:
 OWN_METHODS = ("page", "one", "insert", "update_fields", "remove", "changes")
 # Housekeeping over every user's rows, on nobody's behalf (the pruner): no caller, no owner.
 MAINTENANCE = ("prune_tombstones",)
-
-
-def repository(engine: AsyncEngine) -> TaskRepository:
-    scoped = async_scoped_session(async_sessionmaker(engine, expire_on_commit=False), task_scope)
-    return TaskRepository(statements=create_statements(engine), session=scoped)
-
-
-async def caller_of(engine: AsyncEngine, account: Account) -> Caller:
-    async with engine.connect() as connection:
-        session_id = (
-            await connection.execute(select(AuthSession.id).where(AuthSession.user_id == uuid.UUID(account.id)))
-        ).scalar_one()
-    return Caller(user_id=uuid.UUID(account.id), session_id=session_id)
 
 
 def test_every_own_method_takes_the_caller_and_the_owner_first() -> None:
@@ -57,7 +41,7 @@ def test_every_own_method_takes_the_caller_and_the_owner_first() -> None:
 async def test_the_owner_is_in_every_statement(client: Client, account: Account, db_engine: AsyncEngine) -> None:
     other = await register(client)
     task = await create_task(client, account, title="mine")
-    repo = repository(db_engine)
+    repo = task_repository(db_engine)
     me, them = await caller_of(db_engine, account), await caller_of(db_engine, other)
     task_id, mine, theirs = uuid.UUID(task["id"]), uuid.UUID(account.id), uuid.UUID(other.id)
 
@@ -81,7 +65,7 @@ async def test_the_owner_is_in_every_statement(client: Client, account: Account,
 async def test_inserted_rows_are_what_the_inherited_methods_read(
     client: Client, account: Account, db_engine: AsyncEngine
 ) -> None:
-    repo = repository(db_engine)
+    repo = task_repository(db_engine)
     me, mine = await caller_of(db_engine, account), uuid.UUID(account.id)
     now = datetime.now(UTC)
     values = {

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from advanced_alchemy.exceptions import DuplicateKeyError
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.factories import register
+from tests.factories import caller_of, register
 from todo_service.admin.repository import AUDIT_COLUMNS, AdminRepository
 from todo_service.core.errors import Forbidden, TokenRevoked
-from todo_service.db.models import AuthSession, Role, User
+from todo_service.db.models import Role, User
 from todo_service.security.access import Caller, explain_refusal
 from todo_service.users.repository import USER_COLUMNS, UserRepository, normalize_email
 
@@ -31,14 +31,6 @@ CALLER_FIRST = {
     AdminRepository: ("page_users", "set_role_and_status", "page_audit_events"),
 }
 BEFORE_A_CALLER = ("find_for_login", "promote_to_admin", "set_password_hash", "email_of", "revoke_sessions")
-
-
-async def caller_of(engine: AsyncEngine, account: Account) -> Caller:
-    async with engine.connect() as connection:
-        session_id = (
-            await connection.execute(select(AuthSession.id).where(AuthSession.user_id == uuid.UUID(account.id)))
-        ).scalar_one()
-    return Caller(user_id=uuid.UUID(account.id), session_id=session_id)
 
 
 async def set_role(engine: AsyncEngine, account: Account, role: Role) -> None:
