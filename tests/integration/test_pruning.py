@@ -178,7 +178,7 @@ async def test_a_failed_pruning_pass_is_logged_and_retried(tmp_path: Path, caplo
     engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}")  # a database without the tables
     lifespan = session_pruner(async_sessionmaker(engine), interval=0.05, lockout=POLICY)
     try:
-        with caplog.at_level(logging.INFO, logger="todo_service.security.sessions"):
+        with caplog.at_level(logging.INFO, logger="todo_service.core.periodic"):
             async with lifespan(cast("Litestar", None)):
                 for _ in range(WAIT_SECONDS * 20):
                     if len([r for r in caplog.records if r.levelno == logging.ERROR]) >= 2:
@@ -187,9 +187,9 @@ async def test_a_failed_pruning_pass_is_logged_and_retried(tmp_path: Path, caplo
     finally:
         await engine.dispose()
 
-    failures = [r for r in caplog.records if r.name == "todo_service.security.sessions" and r.levelno == logging.ERROR]
+    failures = [r for r in caplog.records if r.name == "todo_service.core.periodic" and r.levelno == logging.ERROR]
     assert len(failures) >= 2  # it went on after the first failure
-    assert failures[0].getMessage() == "pruning the security tables failed; retrying later"
+    assert failures[0].getMessage() == "prune-security-tables failed; retrying in 0.05 s"
     assert failures[0].exc_info is not None
     assert "no such table" in str(failures[0].exc_info[1])
     assert not [r for r in caplog.records if r.getMessage().startswith("pruned ")]

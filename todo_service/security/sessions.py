@@ -9,10 +9,7 @@ operator's own retention rule archives it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,11 +17,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, update
 
+from todo_service.core.periodic import periodic
 from todo_service.db.models import AuthSession
 from todo_service.security.lockout import prune_login_failures
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    import contextlib
+    from collections.abc import Callable
     from uuid import UUID
 
     from litestar import Litestar
@@ -42,8 +41,6 @@ __all__ = (
     "revoke_sessions",
     "session_pruner",
 )
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,28 +98,11 @@ def session_pruner(
 ) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
     """A lifespan task that prunes the security tables at start, then every ``interval`` seconds."""
 
-    async def prune_forever() -> None:
-        while True:
-            try:
-                async with session_maker() as db, db.begin():
-                    pruned = await prune_security_tables(db, lockout)
-                logger.info(
-                    "pruned %d expired login sessions and %d stale login failure records",
-                    pruned.sessions,
-                    pruned.login_failures,
-                )
-            except Exception:
-                logger.exception("pruning the security tables failed; retrying later")
-            await asyncio.sleep(interval)
+    async def prune() -> str:
+        async with session_maker() as db, db.begin():
+            pruned = await prune_security_tables(db, lockout)
+        return (
+            f"pruned {pruned.sessions} expired login sessions and {pruned.login_failures} stale login failure records"
+        )
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        task = asyncio.create_task(prune_forever(), name="prune-security-tables")
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    return lifespan
+    return periodic("prune-security-tables", interval, prune)

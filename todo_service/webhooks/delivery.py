@@ -156,30 +156,42 @@ class DeliveryWorker:
         if not held:
             logger.warning("webhook delivery %s: the lease ran out during the attempt", delivery.id)
 
-    async def run_forever(self) -> None:
-        """Rounds until cancelled: a full batch goes again at once, otherwise after the poll interval."""
-        while True:
+    async def run_forever(self, stopping: asyncio.Event | None = None) -> None:
+        """Rounds until ``stopping`` is set: a full batch goes again at once, otherwise after the poll interval."""
+        stopping = stopping or asyncio.Event()
+        while not stopping.is_set():
             try:
                 if await self.run_once() >= self.policy.batch:
                     continue
             except Exception:
                 logger.exception("webhook delivery round failed; trying again in %g s", self.policy.poll_interval)
-            await asyncio.sleep(self.policy.poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.policy.poll_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
-        """Run the worker while the app runs; in-flight attempts are abandoned (their leases pass)."""
+        """Run the worker while the app runs; at shutdown the round under way finishes first.
+
+        Its attempts end within the timeout; cancelled in the middle of a statement instead, a round
+        could leave a pooled connection checked out. Past that grace it is cancelled (the leases of
+        what it claimed pass, and another worker attempts them again).
+        """
+        stopping = asyncio.Event()
 
         async def start_later() -> None:
             # One poll interval first: start-up is not slowed, and a replica's first claim comes after it is up.
-            await asyncio.sleep(self.policy.poll_interval)
-            await self.run_forever()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.policy.poll_interval)
+            await self.run_forever(stopping)
 
         task = asyncio.create_task(start_later(), name="webhook-delivery")
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            stopping.set()
+            done, _pending = await asyncio.wait({task}, timeout=self.policy.timeout + 1)
+            if not done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await self.sender.close()
