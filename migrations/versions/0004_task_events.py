@@ -4,8 +4,10 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-05
 
-A row trigger sends ``NOTIFY task_events, '<user id>:<revision>'`` on each insert and on each
-update that moves the revision (a delete is an update: its tombstone). PostgreSQL delivers it when
+A row trigger sends ``NOTIFY task_events_<user id, 32 hex digits>, '<revision>'`` on each insert
+and on each update that moves the revision (a delete is an update: its tombstone). One channel per
+owner: a process listens only to the owners it holds streams of, so a write nobody watches wakes
+no process at all. PostgreSQL delivers it when
 the writing transaction commits (never for one rolled back), once per distinct payload per
 transaction, to every process listening, whichever replica wrote. The payload only wakes the
 owner's streams; they read the change feed (todo_service/events/). SQLite gets nothing here: its
@@ -24,7 +26,7 @@ depends_on = None
 _FUNCTION = """
 CREATE FUNCTION notify_task_event() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('task_events', NEW.user_id::text || ':' || NEW.revision::text);
+    PERFORM pg_notify('task_events_' || replace(NEW.user_id::text, '-', ''), NEW.revision::text);
     RETURN NULL;
 END
 $$

@@ -25,7 +25,7 @@ from todo_service.events.errors import TooManyStreams
 from todo_service.events.schemas import KEEP_ALIVE, encode_event
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from uuid import UUID
 
     from todo_service.events.feed import Event, Feed, Position
@@ -67,6 +67,9 @@ class Hub:
         self.streams: dict[UUID, set[EventStream]] = {}
         self.count = 0
         self.closing = False
+        # Told when an owner's first stream opens and its last one closes (the listener's channels).
+        self.on_first_stream: Callable[[UUID], None] | None = None
+        self.on_last_stream: Callable[[UUID], None] | None = None
 
     def open(self, caller: Caller, owner_id: UUID, position: Position) -> EventStream:
         """A new stream of ``owner_id``'s changes after ``position``, counted against the limits.
@@ -85,6 +88,8 @@ class Hub:
         stream = EventStream(self, caller, owner_id, position)
         owners.add(stream)
         self.count += 1
+        if len(owners) == 1 and self.on_first_stream is not None:
+            self.on_first_stream(owner_id)
         return stream
 
     def wake(self, owner_id: UUID, revision: int = 0) -> None:
@@ -113,6 +118,8 @@ class Hub:
             self.count -= 1
             if not owners:
                 del self.streams[stream.owner_id]
+                if self.on_last_stream is not None:
+                    self.on_last_stream(stream.owner_id)
 
 
 class EventStream:

@@ -1,7 +1,10 @@
 """PostgreSQL LISTEN: one dedicated connection per process wakes the streams of whoever's tasks changed.
 
-Migration 0004 makes every task write send ``NOTIFY task_events, '<owner id>:<revision>'``,
-delivered when the writing transaction commits, to every listening connection of every replica.
+Migration 0004 makes every task write send ``NOTIFY task_events_<owner id>, '<revision>'``,
+delivered when the writing transaction commits, to every connection of every replica listening on
+that owner's channel. This process listens on the channels of the owners it holds streams of, and
+on no other: a write that nobody watches costs no process anything (the hub says when an owner's
+first stream opens and its last one closes).
 This process listens on one connection of its own, beside the engine's pool (why: docs/adr/0004):
 LISTEN is state of the connection's session, which a pooled connection loses when it is handed
 back, and a pool connection held for the process's lifetime would be one fewer for requests.
@@ -30,19 +33,24 @@ if TYPE_CHECKING:
     from todo_service.core.settings import Settings
     from todo_service.events.hub import Hub
 
-__all__ = ("CHANNEL", "Listener")
+__all__ = ("CHANNEL_PREFIX", "Listener", "channel_of")
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "task_events"
+CHANNEL_PREFIX = "task_events_"
 FIRST_PAUSE = 0.5  # seconds before connecting again; doubles up to MAX_PAUSE
 MAX_PAUSE = 30.0
 CHECK_SECONDS = 15.0  # a connection that does not answer SELECT 1 within CHECK_TIMEOUT is replaced
 CHECK_TIMEOUT = 5.0
 
 
+def channel_of(owner_id: UUID) -> str:
+    """The channel of ``owner_id``'s task changes (as migration 0004's trigger names it)."""
+    return CHANNEL_PREFIX + owner_id.hex
+
+
 class Listener:
-    """LISTENs on ``task_events`` and wakes the hub's streams of the owner each notification names."""
+    """LISTENs on the channels of the owners with open streams, and wakes their streams when notified."""
 
     def __init__(self, settings: Settings, hub: Hub) -> None:
         url = make_url(settings.database_url).set(drivername="postgresql")
@@ -51,6 +59,40 @@ class Listener:
         self.connect_timeout = settings.db_pool_timeout
         self.hub = hub
         self.connected = asyncio.Event()  # set while listening (the tests wait for it)
+        self.connection: asyncpg.Connection[Any] | None = None
+        self.changes: set[asyncio.Task[None]] = set()  # LISTEN/UNLISTEN under way
+        hub.on_first_stream = self.listen_to
+        hub.on_last_stream = self.stop_listening_to
+
+    def listen_to(self, owner_id: UUID) -> None:
+        """Listen on ``owner_id``'s channel (its first stream opened); then wake its streams.
+
+        The wake closes the gap between the stream's first read and the LISTEN taking effect.
+        """
+        self._change(owner_id, listen=True)
+
+    def stop_listening_to(self, owner_id: UUID) -> None:
+        """Stop listening on ``owner_id``'s channel (its last stream closed)."""
+        self._change(owner_id, listen=False)
+
+    def _change(self, owner_id: UUID, *, listen: bool) -> None:
+        connection = self.connection
+        if connection is None or connection.is_closed():
+            return  # (re)connecting: the new connection listens for every owner with streams
+        task = asyncio.get_running_loop().create_task(self._apply(connection, owner_id, listen=listen))
+        self.changes.add(task)
+        task.add_done_callback(self.changes.discard)
+
+    async def _apply(self, connection: asyncpg.Connection[Any], owner_id: UUID, *, listen: bool) -> None:
+        try:
+            if listen:
+                await connection.add_listener(channel_of(owner_id), self._notified)
+                self.hub.wake(owner_id)
+            elif owner_id not in self.hub.streams:  # unless a stream of theirs opened again meanwhile
+                await connection.remove_listener(channel_of(owner_id), self._notified)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The connection is failing: the listener replaces it and listens for every owner again.
+            logger.warning("task events: could not change what is listened to (%s)", type(exc).__name__)
 
     def lifespan(self) -> Callable[[Litestar], contextlib.AbstractAsyncContextManager[None]]:
         """A lifespan that listens while the app runs."""
@@ -90,6 +132,7 @@ class Listener:
                 logger.warning("task events: the listening connection failed (%s)", type(exc).__name__)
             finally:
                 self.connected.clear()
+                self.connection = None
                 connection.terminate()
             logger.warning("task events: listening again in %.1f s", pause)
             await asyncio.sleep(pause)
@@ -98,7 +141,9 @@ class Listener:
     async def _listen(self, connection: asyncpg.Connection[Any]) -> None:
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _: lost.set())
-        await connection.add_listener(CHANNEL, self._notified)
+        self.connection = connection
+        for owner_id in list(self.hub.streams):
+            await connection.add_listener(channel_of(owner_id), self._notified)
         self.connected.set()
         self.hub.wake_all()  # whatever was notified while nobody listened
         while not lost.is_set():
@@ -108,9 +153,8 @@ class Listener:
             if not lost.is_set():
                 await connection.fetchval("SELECT 1", timeout=CHECK_TIMEOUT)
 
-    def _notified(self, _connection: object, _pid: int, _channel: str, payload: object) -> None:
-        owner, _, revision = str(payload).partition(":")
+    def _notified(self, _connection: object, _pid: int, channel: str, payload: object) -> None:
         try:
-            self.hub.wake(UUID(owner), int(revision or 0))
+            self.hub.wake(UUID(hex=channel.removeprefix(CHANNEL_PREFIX)), int(str(payload) or 0))
         except ValueError:
-            logger.warning("task events: a notification that is not '<owner id>:<revision>' was ignored")
+            logger.warning("task events: a notification on %s that is not a revision was ignored", channel)
