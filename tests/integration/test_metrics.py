@@ -156,9 +156,11 @@ async def test_in_flight_requests_are_counted_until_answered(client: Client, acc
 
 async def test_db_pool_gauges_follow_checkouts(client: Client, account: Account) -> None:
     engine = client.app.state.context.engine
-    # The webhook worker borrows a connection for a moment several times a second: measure again
-    # (a bounded number of times) until no borrow of its falls between the scrapes.
-    for _ in range(50):
+    # The gauge counts every engine of the process, and the test apps' webhook workers borrow a
+    # connection for a moment several times a second: measure again (a bounded number of times)
+    # until no borrow of theirs falls between the scrapes.
+    for _ in range(200):
+        await asyncio.sleep(0.01)
         before = await scrape(client)
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
