@@ -2,25 +2,23 @@
 
 The feed's page gives one cursor, after its last change; an event stream needs one per event (its
 ``id:``), so that a client that drops mid-page resumes after the last event it got, with no repeat.
-So this reads the repository's feed statement (:meth:`TaskRepository.changes`) as
-:meth:`TaskService.changes` does, with the same checks (the caller's permission, an expired cursor),
-and makes a cursor for each change with the service's :class:`~todo_service.tasks.cursors.Cursors`.
+So this reads :meth:`TaskService.changes_after` (the route's own reading, its checks included:
+the caller's permission, an expired cursor) and makes a cursor for each change with the service's
+:class:`~todo_service.tasks.cursors.Cursors`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
-from todo_service.core.errors import FieldError, NotFound, ValidationFailed
-from todo_service.security.access import refuse
+from todo_service.core.errors import FieldError, ValidationFailed
 from todo_service.tasks.cursors import START
-from todo_service.tasks.errors import CursorExpired
-from todo_service.tasks.schemas import TaskDeleted, TaskRead, TaskUpserted
 
 if TYPE_CHECKING:
     from uuid import UUID
 
     from todo_service.security.access import Caller
+    from todo_service.tasks.schemas import TaskDeleted, TaskUpserted
     from todo_service.tasks.services import TaskService
 
 __all__ = ("LAST_EVENT_ID", "Event", "Feed", "Position")
@@ -61,27 +59,12 @@ class Feed:
             raise ValidationFailed(f"Invalid {source}: {message}", errors=[error]) from None
 
     async def after(self, caller: Caller, owner_id: UUID, after: Position, limit: int) -> tuple[list[Event], bool]:
-        """Up to ``limit`` changes after ``after`` in commit order, and whether more follow.
+        """Up to ``limit`` changes after ``after`` in commit order, each with its cursor, and whether more follow.
 
         Raises:
             TokenRevoked, InvalidToken, Forbidden, NotFound: the caller may not read the owner's tasks (any more).
             CursorExpired: tombstones after ``after`` were pruned: the client must start again.
         """
-        found = await self.tasks.repository.changes(caller, owner_id, after, limit + 1)
-        if found is None:
-            await refuse(
-                self.tasks.repository.statements, caller, owner_id=owner_id, otherwise=NotFound("No such user")
-            )
-        floor, rows = found
-        if after != START and after[0] < floor:
-            raise CursorExpired
-        events = []
-        for row in rows[:limit]:
-            position = (row.revision, row.task[0])
-            change = (
-                TaskUpserted(task=TaskRead(*row.task))
-                if row.deleted_at is None
-                else TaskDeleted(task_id=row.task[0], deleted_at=row.deleted_at)
-            )
-            events.append(Event(position, self.tasks.cursors.make(owner_id, position), change))
-        return events, len(rows) > limit
+        changes, has_more = await self.tasks.changes_after(caller, owner_id, after, limit)
+        make = self.tasks.cursors.make
+        return [Event(position, make(owner_id, position), change) for position, change in changes], has_more

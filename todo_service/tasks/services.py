@@ -198,24 +198,40 @@ class TaskService:
             CursorExpired: tombstones after ``cursor`` were pruned: the client must start again.
         """
         after = START if cursor is None else self.cursors.read(owner_id, cursor)
+        shown, has_more = await self.changes_after(caller, owner_id, after, limit)
+        if shown:
+            next_cursor = self.cursors.make(owner_id, shown[-1][0])
+        else:  # nothing new: the same position (an up-to-date poll signs nothing)
+            next_cursor = cursor or self.cursors.make(owner_id, after)
+        return ChangePage(changes=[change for _, change in shown], next_cursor=next_cursor, has_more=has_more)
+
+    async def changes_after(
+        self, caller: Caller, owner_id: UUID, after: tuple[int, UUID], limit: int
+    ) -> tuple[list[tuple[tuple[int, UUID], TaskUpserted | TaskDeleted]], bool]:
+        """Up to ``limit`` changes after ``after`` (revision, task id), each with its position; more to come.
+
+        The feed route pages with it; event streams give each event its own cursor from the position.
+
+        Raises:
+            TokenRevoked, InvalidToken, Forbidden, NotFound: the caller may not read the owner's tasks.
+            CursorExpired: tombstones after ``after`` were pruned: the client must start again.
+        """
         found = await self.repository.changes(caller, owner_id, after, limit + 1)
         if found is None:  # no such owner, or the caller may not read their tasks
             await self._refuse(caller, owner_id, write=False, otherwise=NotFound("No such user"))
         floor, rows = found
-        if cursor is not None and after[0] < floor:
+        if after != START and after[0] < floor:
             raise CursorExpired
-        shown = rows[:limit]
-        changes: list[TaskUpserted | TaskDeleted] = [
-            TaskUpserted(task=TaskRead(*row.task))
-            if row.deleted_at is None
-            else TaskDeleted(task_id=row.task[0], deleted_at=row.deleted_at)
-            for row in shown
+        changes = [
+            (
+                (row.revision, row.task[0]),
+                TaskUpserted(task=TaskRead(*row.task))
+                if row.deleted_at is None
+                else TaskDeleted(task_id=row.task[0], deleted_at=row.deleted_at),
+            )
+            for row in rows[:limit]
         ]
-        if shown:
-            next_cursor = self.cursors.make(owner_id, (shown[-1].revision, shown[-1].task[0]))
-        else:  # nothing new: the same position (an up-to-date poll signs nothing)
-            next_cursor = cursor or self.cursors.make(owner_id, after)
-        return ChangePage(changes=changes, next_cursor=next_cursor, has_more=len(rows) > limit)
+        return changes, len(rows) > limit
 
     def _changed(self, owner_id: UUID) -> None:
         if self.on_change is not None:
