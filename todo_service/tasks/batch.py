@@ -32,14 +32,17 @@ _OPERATION_ONLY = frozenset({"task_id", "if_match"})
 
 
 async def run_batch(
-    service: TaskService, caller: Caller, owner_id: UUID, operations: list[Operation], db: Statements
+    service: TaskService, caller: Caller, owner_id: UUID, operations: list[Operation], db: Statements | None = None
 ) -> BatchResponse:
-    """Run ``operations`` in order on ``db`` (a transaction): each obeys its single route's rules.
+    """Run ``operations`` in order in one transaction (``db``, or one of its own): each obeys its route's rules.
 
     Raises:
         AppError: the first failing operation's error, with ``operation`` set to its index; the
-            caller's transaction then rolls back, so nothing of the batch is kept.
+            transaction then rolls back, so nothing of the batch is kept.
     """
+    if db is None:
+        async with service.repository.statements.transaction() as transaction:
+            return await run_batch(service, caller, owner_id, operations, transaction)
     results = []
     for index, operation in enumerate(operations):
         try:

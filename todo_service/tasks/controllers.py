@@ -250,10 +250,7 @@ class TaskController(Controller):
         """
 
         async def run(db: Statements | None = None) -> Response[BatchResponse]:
-            if db is not None:
-                return Response(await run_batch(task_service, request.user, user_id, data.operations, db))
-            async with task_service.repository.statements.transaction() as transaction:
-                return Response(await run_batch(task_service, request.user, user_id, data.operations, transaction))
+            return Response(await run_batch(task_service, request.user, user_id, data.operations, db))
 
         if idempotency_key is None:
             return await run()
