@@ -24,6 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from tests.servers import serving_in_a_thread
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -166,14 +168,8 @@ def otlp_http_receiver() -> Iterator[HTTPReceiver]:
     receiver = HTTPReceiver()
     server = _HTTPServer(receiver)
     receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving_in_a_thread(server):
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @dataclass

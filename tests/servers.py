@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,7 @@ from tests.factories import make_settings
 from todo_service.db.database import database_config
 
 if TYPE_CHECKING:
+    import socketserver
     from collections.abc import Iterator
 
 STARTUP_TIMEOUT = 30
@@ -196,3 +198,16 @@ async def fresh_postgres_database(admin_url: str, name: str) -> str:
     finally:
         await engine.dispose()
     return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextlib.contextmanager
+def serving_in_a_thread(server: socketserver.BaseServer) -> Iterator[None]:
+    """Serve ``server`` from a daemon thread until the block ends, then shut it down and close it."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
