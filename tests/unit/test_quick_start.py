@@ -17,7 +17,7 @@ def quick_start_commands() -> list[str]:
 
 
 def test_the_quick_start_has_exactly_a_run_and_a_test_command() -> None:
-    assert quick_start_commands() == ["pip install uv rust-just && just run", "pip install uv rust-just && just test"]
+    assert quick_start_commands() == ["./just run", "./just test"]
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
