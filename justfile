@@ -31,7 +31,7 @@ test *args: sync _servers
 fuzz seconds="600": sync _servers
     FUZZ_MAX_TIME={{ seconds }} FUZZ_SEED=$RANDOM uv run --frozen pytest -p no:cacheprovider tests/integration/test_schemathesis.py
 
-# Load benchmark beside the raw-asyncpg ceiling (../shared/bench), then login, reads-beside-logins and memory; writes bench/report-<server>.txt
+# Load benchmark beside the raw-asyncpg ceiling (the load harness is not in this repository: BENCH_HARNESS, see docs/testing.md), then login, reads-beside-logins and memory; writes bench/report-<server>.txt
 bench *args: sync
     {{ args }} bench/run.sh
 
