@@ -9,20 +9,31 @@
 # PostgreSQL at PGHOST:PGPORT (default 127.0.0.1:5432, user postgres, password postgres): both
 # are installed and started here when missing and this is a Debian machine run as root.
 #
+# CONFIG names the configuration (bench/configs.sh, docs/performance.md): bare (the default: limits
+# off, logs at WARNING), production, production-redis, workers-2. Every run has the ceiling beside it.
+#
 # Knobs (environment): SERVER=granian|uvicorn (default granian, what `todo-service run` uses: see
-# the README), EXTRAS=0 to skip the extras, MEMORY_SECONDS (600), and every compare.sh knob (ROUNDS,
-# DURATION, SCENARIOS, LOGIN, C1000, ...). The report is printed and written to
-# bench/runs/<time>-<server>/report.txt and to bench/report-<server>.txt (committed: the latest figures).
+# the README), EXTRAS=0 to skip the extras (they run with bare only), MEMORY_SECONDS (600), and every
+# compare.sh knob (ROUNDS, DURATION, SCENARIOS, LOGIN, C1000, ...). The report is printed and written
+# to bench/runs/<time>-<server>-<config>/report.txt and to bench/report-<server>.txt (bare) or
+# bench/report-<server>-<config>.txt (committed: the latest figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 source bench/common.sh
+source bench/configs.sh
+CONFIG=${CONFIG:-bare}
 HARNESS_SRC=${BENCH_HARNESS:-$ROOT/../shared/bench}
 
 [[ -x "$HARNESS_SRC/compare.sh" ]] || { echo "bench: no load harness at $HARNESS_SRC (set BENCH_HARNESS)" >&2; exit 2; }
 mkdir -p "$HARNESS"
 # Copy the harness, keeping the venv already made here (the limit target's setup is slow).
 tar -C "$HARNESS_SRC" --exclude=./runs --exclude=./limit/venv --exclude='./peers/*/venv' -cf - . | tar -C "$HARNESS" -xf -
+# The copy's scenarios spread over many users when the project's seed has a users.txt (production
+# configurations): the harness's common.lua is kept as harness_common.lua and loaded by ours.
+chmod u+w "$HARNESS/scenarios"
+mv -f "$HARNESS/scenarios/common.lua" "$HARNESS/scenarios/harness_common.lua"
+cp bench/scenarios/spread_common.lua "$HARNESS/scenarios/common.lua"
 
 as_root_on_debian() { [[ $(id -u) -eq 0 ]] && command -v apt-get > /dev/null; }
 missing=()
@@ -45,13 +56,35 @@ fi
 
 # What runs is the installed project, exactly as uv.lock pins it (granian included).
 uv sync --frozen --quiet
+export OUT=${OUT:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)-$SERVER-$CONFIG}
+trap config_stop EXIT
+config_apply "$CONFIG" "$OUT/services"
 PROJECT_START=$(server_command)
 export PROJECT_START PROJECT_PREPARE="'$VENV/todo-service' database upgrade --no-prompt"
-export OUT=${OUT:-$ROOT/bench/runs/$(date +%Y%m%d-%H%M%S)-$SERVER}
-REPORT=${REPORT_TO:-$ROOT/bench/report-$SERVER.txt}
+if [[ $CONFIG != bare ]]; then
+  PROJECT_PREPARE+=" && $(spread_prepare "$OUT/project")"
+fi
+REPORT=${REPORT_TO:-$ROOT/bench/report-$SERVER$([[ $CONFIG == bare ]] || echo "-$CONFIG").txt}
+redis_before=$(cpu_seconds ${REDIS_PID:-})
+started=$(date +%s)
 REPORT_TO=$OUT/harness-report.txt "$HARNESS/compare.sh"
-cp "$OUT/harness-report.txt" "$OUT/report.txt"  # it opens with the run's meta (machine, commit, commands)
-if [[ ${EXTRAS:-1} == 1 ]]; then
+wall=$(( $(date +%s) - started ))
+{
+  echo "configuration: $CONFIG ($(config_settings))"
+  cat "$OUT/harness-report.txt"  # it opens with the run's meta (machine, commit, commands)
+  echo
+  "$VENV/python" bench/configs_report.py "$OUT" "$CONFIG"
+  if [[ $CONFIG != bare ]]; then
+    echo "OTLP receiver: $(cat "$OUT/services/otlp-totals.txt" 2> /dev/null || echo 'no totals')"
+  fi
+  if [[ $CONFIG == production-redis ]]; then
+    printf 'Redis, whole run: %.1f CPU s = %.0f%% of one core\n' "$(echo "$(cpu_seconds "$REDIS_PID") - $redis_before" | bc -l)" \
+      "$(echo "100 * ($(cpu_seconds "$REDIS_PID") - $redis_before) / $wall" | bc -l)"
+    bench/redis_check.sh "$OUT"
+  fi
+} > "$OUT/report.txt"
+cat "$OUT/report.txt"
+if [[ ${EXTRAS:-$([[ $CONFIG == bare ]] && echo 1 || echo 0)} == 1 ]]; then
   echo
   bench/extras.sh "$OUT"
   { echo; cat "$OUT/extras/report.txt"; } >> "$OUT/report.txt"
