@@ -29,7 +29,7 @@ from todo_service.core.errors import ServiceUnavailable
 from todo_service.db import statements as statements_module
 from todo_service.db.database import create_engine, create_statements
 from todo_service.db.driver_errors import connection_lost
-from todo_service.db.models import Priority, Role, Task, User
+from todo_service.db.models import Priority, Role, Task, TaskList, User
 from todo_service.db.statements import AsyncpgStatements, EngineStatements, SessionStatements
 from todo_service.http.errors import to_app_error
 
@@ -98,7 +98,9 @@ def task_values(user_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
     return values | overrides
 
 
-INSERT_TASK = insert(Task).values({name: bindparam(name) for name in task_values(uuid.uuid4())})
+# The owner's Inbox (a trigger on users made it with the account).
+_INBOX = select(TaskList.id).where(TaskList.user_id == bindparam("user_id"), TaskList.is_default).scalar_subquery()
+INSERT_TASK = insert(Task).values({name: bindparam(name) for name in task_values(uuid.uuid4())} | {"list_id": _INBOX})
 READ_TASK = select(Task.id, Task.priority, Task.due_date, Task.completed).where(Task.id == bindparam("id"))
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from tests.factories import Account, Client, create_task
-from todo_service.db.models import Task
+from todo_service.db.models import Task, TaskList
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,7 +39,10 @@ async def insert_tasks(db_engine: AsyncEngine, account: Account, rows: list[dict
             }
         )
     async with db_engine.begin() as connection:
-        await connection.execute(insert(Task), values)
+        inbox = await connection.scalar(
+            select(TaskList.id).where(TaskList.user_id == uuid.UUID(account.id), TaskList.is_default)
+        )
+        await connection.execute(insert(Task), [{"list_id": inbox, **value} for value in values])
     return [str(value["id"]) for value in values]
 
 

@@ -4,9 +4,9 @@ import enum
 from datetime import datetime
 from uuid import UUID
 
-from advanced_alchemy.base import UUIDAuditBase, UUIDBase
+from advanced_alchemy.base import DefaultBase, UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 __all__ = (
@@ -14,11 +14,14 @@ __all__ = (
     "AuthSession",
     "ChangeCounter",
     "IdempotencyKey",
+    "Label",
     "LoginFailure",
     "Priority",
     "RefreshToken",
     "Role",
     "Task",
+    "TaskLabel",
+    "TaskList",
     "User",
 )
 
@@ -83,6 +86,11 @@ class Task(UUIDAuditBase):
         Index("ix_tasks_user_id_revision", "user_id", "revision", "id"),
         # Pruning tombstones past their retention.
         Index("ix_tasks_deleted_at", "deleted_at"),
+        # A list's tasks, newest first (the list_id filter; also the foreign key's lookups).
+        Index("ix_tasks_list_id_created_at", "list_id", "created_at", "id"),
+        # completed_since, and the trash (what is still restorable).
+        Index("ix_tasks_user_id_completed_at", "user_id", "completed_at"),
+        Index("ix_tasks_user_id_trash_expires_at", "user_id", "trash_expires_at"),
     )
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -96,6 +104,63 @@ class Task(UUIDAuditBase):
     revision: Mapped[int] = mapped_column(BigInteger, server_default="0")
     # A deleted task is a tombstone for the change feed until pruned; every other route ignores it.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    # The list the task is in (its owner's Inbox unless given). No cascade: a list's tasks are
+    # trashed or moved by the service first, so they leave tombstones for the change feed.
+    list_id: Mapped[UUID] = mapped_column(ForeignKey("task_lists.id"))
+    # A trashed task is a tombstone (deleted_at) that can be restored until then.
+    trash_expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class TaskList(UUIDAuditBase):
+    """A list of one user's tasks; each user has exactly one default list, the Inbox (migration 0006).
+
+    A trigger on ``users`` creates the Inbox with the account; a partial unique index keeps it one.
+    """
+
+    __tablename__ = "task_lists"
+    __table_args__ = (
+        Index("ix_task_lists_user_id_created_at", "user_id", "created_at", "id"),
+        Index(
+            "uq_task_lists_user_id_default",
+            "user_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
+    )
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    is_default: Mapped[bool] = mapped_column(default=False)
+    # Moves with every change of the list: its ETag.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class Label(UUIDAuditBase):
+    """A label of one user's tasks: a name unique per user case-insensitively, and a colour."""
+
+    __tablename__ = "labels"
+    __table_args__ = (Index("uq_labels_user_id_name_key", "user_id", "name_key", unique=True),)
+
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(50))
+    # The name NFKC-normalised and case-folded (labels/services.py): the same on both databases,
+    # where SQLite's lower() folds ASCII only.
+    name_key: Mapped[str] = mapped_column(String(200))
+    color: Mapped[str] = mapped_column(String(7))
+    # Moves with every change of the label: its ETag.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+
+class TaskLabel(DefaultBase):
+    """A label on a task."""
+
+    __tablename__ = "task_labels"
+    # The label filter: a label's tasks (the primary key serves a task's labels).
+    __table_args__ = (Index("ix_task_labels_label_id_task_id", "label_id", "task_id"),)
+
+    task_id: Mapped[UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True)
+    label_id: Mapped[UUID] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"), primary_key=True)
 
 
 class ChangeCounter(UUIDBase):

@@ -39,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from todo_service.core.pagination import PageQuery
-from todo_service.db.models import Priority, Task, User
+from todo_service.db.models import Priority, Task, TaskList, User
 from todo_service.db.revisions import next_revision, visible_below
 from todo_service.security.access import guard
 from todo_service.tasks.schemas import TaskRead
@@ -232,8 +232,11 @@ def _traced(dialect: str, *, traced: bool) -> list[ColumnElement[bool]]:
 def insert_task(dialect: str, *, own: bool, traced: bool = False) -> Insert:
     """INSERT … SELECT guarded by the caller's permission: no row is inserted when it is refused."""
     values = [bindparam(name, type_=_COLUMNS[name].type) for name in _CREATED]
-    source = select(*values, next_revision(dialect)).where(guard(own=own, write=True), *_traced(dialect, traced=traced))
-    return insert(Task).from_select([*_CREATED, "revision"], source).returning(*TASK_COLUMNS)
+    inbox = select(TaskList.id).where(TaskList.user_id == bindparam("user_id"), TaskList.is_default).scalar_subquery()
+    source = select(*values, next_revision(dialect), inbox).where(
+        guard(own=own, write=True), *_traced(dialect, traced=traced)
+    )
+    return insert(Task).from_select([*_CREATED, "revision", "list_id"], source).returning(*TASK_COLUMNS)
 
 
 def _matches(expected: int) -> ColumnElement[bool]:
