@@ -45,7 +45,7 @@ from todo_service.security.passwords import Passwords
 from todo_service.security.sessions import session_pruner
 from todo_service.security.tokens import TokenIssuer, build_jwt_auth
 from todo_service.system.controllers import SystemController
-from todo_service.system.services import ReadinessProbe, database_check, redis_check
+from todo_service.system.services import ReadinessProbe, database_check
 from todo_service.tasks.controllers import TaskController
 from todo_service.tasks.cursors import Cursors
 from todo_service.tasks.repository import TaskRepository, task_scope
@@ -174,7 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     metrics = build_metrics(settings, engine, audit_log, rate_limiter, status_of=status_of)
     checks = {"database": database_check(engine)}
     if rate_limiter is not None and settings.redis_url:
-        checks["redis"] = redis_check(rate_limiter.storage)
+        checks["redis"] = rate_limiter.ping
     readiness = ReadinessProbe(
         checks,
         timeout=settings.health_check_timeout,
@@ -239,9 +239,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),  # request id (first: every response carries it), host, body deadline, docs CSP
             request_logging.middleware,  # log context and the access line's clock, right inside the request id
             *([metrics.middleware] if metrics else []),  # outside limits and auth: counts their 429s and 401s
-            *([rate_limiter.before_authentication] if rate_limiter else []),  # per-IP and route rules: bad tokens count
+            *([rate_limiter.refused_callers] if rate_limiter else []),  # a 401 counts per IP: bad tokens are limited
             jwt_auth.middleware,  # the caller, from the bearer token (routes opt out with exclude_from_auth)
-            *([rate_limiter.after_authentication] if rate_limiter else []),  # the per-user rule needs the caller
+            *([rate_limiter.middleware] if rate_limiter else []),  # every rule at once (route, IP, user): one call
             *([tracing.middleware] if tracing else []),  # no child spans for routes declaring UNTRACED
         ],
         dependencies={

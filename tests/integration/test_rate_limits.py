@@ -229,7 +229,7 @@ async def test_disabled_rate_limits_install_nothing(client: Client, database_url
         assert STATE_KEY not in api.app.state
         assert not limit_middleware(api)
     async with serve(database_url, rate_limit_enabled=True) as api:
-        assert [type(m).__name__ for m in limit_middleware(api)] == ["PerClientLimits", "PerUserLimits"]
+        assert [type(m).__name__ for m in limit_middleware(api)] == ["RefusedCallers", "RateLimits"]
 
 
 def limit_middleware(api: Client) -> list[object]:

@@ -62,9 +62,9 @@ def test_the_plugins_insert_no_middleware_the_app_lists_it_all(app: Litestar) ->
         "DocsPolicyMiddleware",
         "_RequestContext",
         "_RequestMetrics",
-        "PerClientLimits",
+        "RefusedCallers",
         "BearerTokenMiddleware",
-        "PerUserLimits",
+        "RateLimits",
         "_Untraced",
     ]
 

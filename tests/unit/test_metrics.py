@@ -148,7 +148,7 @@ async def test_every_refused_request_is_counted_by_rule(engine: AsyncEngine) -> 
     assert isinstance(limiter, RateLimiter)
     assert build_metrics(settings, engine, AuditLog(engine, "k"), limiter, status_of=lambda _: 500) is not None
     before = sample("todo_rate_limit_rejections_total", rule="per_ip")
-    checks = [("per_ip", limiter.per_ip, "192.0.2.1")]
+    checks = [(limiter.per_ip, "192.0.2.1")]
     await limiter.enforce(limited_scope(), checks)
     for _ in range(3):
         with pytest.raises(RateLimited):

@@ -14,7 +14,6 @@ import uuid
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from limits.aio.storage import MemoryStorage, RedisStorage
 from redis.asyncio import Redis
 
 from tests.factories import make_settings
@@ -23,6 +22,7 @@ from tests.servers import RedisServer, free_port, redis_server
 from todo_service.core.errors import RateLimited
 from todo_service.core.settings import Settings, SettingsError
 from todo_service.ratelimit import limiter as ratelimit
+from todo_service.ratelimit.counters import Counted, MemoryCounters, RedisCounters, Rule
 from todo_service.ratelimit.limiter import STATE_KEY, RateLimiter, Verdict, build_rate_limiter
 from todo_service.security.access import Caller
 
@@ -71,7 +71,7 @@ async def hit(limiter: RateLimiter, rule: str, identity: str, scope: Scope | Non
     """One request counted against ``rule``; its verdict (RateLimited propagates)."""
     scope = scope or request()
     item = limiter.routes.get(rule) or getattr(limiter, rule)
-    await limiter.enforce(scope, [(rule, item, identity)])
+    await limiter.enforce(scope, [(item, identity)])
     return verdict_of(scope)
 
 
@@ -113,14 +113,16 @@ async def test_every_rule_and_every_identity_has_its_own_counter() -> None:
     assert events(limiter).rejections == {"register": 1}
 
 
-async def test_a_refused_request_takes_no_slot() -> None:
+async def test_a_refused_request_takes_no_slot_and_retry_after_tells_the_truth() -> None:
     limiter = limiter_for(rate_limit_login="1/second")
     await hit(limiter, "login", "198.51.100.7")
-    for _ in range(3):
-        await refused(limiter, "login", "198.51.100.7")
-    await asyncio.sleep(1.05)  # one slot's age; refusals did not push the window
+    first = time.monotonic()
+    wait = int((await refused(limiter, "login", "198.51.100.7")).headers["Retry-After"])
+    for _ in range(3):  # refusals take no slot: the wait does not grow
+        assert int((await refused(limiter, "login", "198.51.100.7")).headers["Retry-After"]) <= wait
+    await asyncio.sleep(max(0.0, first + wait - time.monotonic()) + 0.05)
     assert (await hit(limiter, "login", "198.51.100.7")).remaining == 0
-    assert events(limiter).rejections == {"login": 3}
+    assert events(limiter).rejections == {"login": 4}
 
 
 async def test_reset_counts_down_to_when_the_oldest_request_leaves_the_window() -> None:
@@ -132,12 +134,65 @@ async def test_reset_counts_down_to_when_the_oldest_request_leaves_the_window() 
     assert (second.remaining, second.reset_after) == (0, 1)  # the first request frees its slot in < 1 s
 
 
+@pytest.mark.parametrize(
+    ("count", "oldest_age_ms", "allowed", "remaining", "reset_after"),
+    [
+        (0, 0, True, 9, 60),  # an empty window: 9 left after this one; this one leaves in 60 s
+        (9, 30_000, True, 0, 30),  # the last slot; the oldest leaves in 30 s
+        (10, 30_000, False, 0, 30),  # full: the oldest frees its slot in 30 s
+        (10, 59_500, False, 0, 1),  # rounded up: never "retry in 0 s"
+    ],
+)
+def test_a_window_is_its_count_and_its_oldest_request(
+    count: int, oldest_age_ms: int, allowed: bool, remaining: int, reset_after: int
+) -> None:
+    counted = Counted(Rule("r", 10, 60_000), count, oldest_age_ms)
+    assert counted.allowed is allowed
+    assert counted.remaining(counted=allowed) == remaining
+    assert counted.reset_after() == reset_after
+
+
+async def test_memory_keeps_one_time_per_request_in_the_window_whatever_the_limit() -> None:
+    limiter = limiter_for(rate_limit_per_ip="100000000/minute", rate_limit_login="2/second")
+    assert isinstance(limiter.counters, MemoryCounters)
+    for _ in range(2000):
+        await hit(limiter, "per_ip", "198.51.100.7")
+    times, window = limiter.counters.windows[limiter.per_ip.key("198.51.100.7")]
+    assert (len(times), window) == (2000, 60_000)  # what came, not the limit
+    await hit(limiter, "login", "a")
+    await hit(limiter, "login", "a")
+    await asyncio.sleep(1.05)
+    assert (await hit(limiter, "login", "a")).remaining == 1  # the two left the window: dropped on this check
+    assert len(limiter.counters.windows[limiter.routes["login"].key("a")][0]) == 1
+
+
+async def test_memory_forgets_keys_whose_requests_all_left_the_window() -> None:
+    counters = MemoryCounters()
+    second = Rule("s", 5, 1000)
+    await counters.hit([(second, "a")])
+    now = time.monotonic_ns() // 1_000_000
+    counters.sweep(now + 500)
+    assert list(counters.windows) == [second.key("a")]
+    counters.sweep(now + 1500)
+    assert counters.windows == {}
+
+
+async def test_all_rules_of_a_request_are_counted_together_or_not_at_all() -> None:
+    limiter = limiter_for(rate_limit_login="1/minute", rate_limit_per_ip="5/minute")
+    both = [(limiter.routes["login"], "a"), (limiter.per_ip, "a")]
+    await limiter.enforce(request(), both)
+    for _ in range(3):
+        with pytest.raises(RateLimited):
+            await limiter.enforce(request(), both)
+    assert (await hit(limiter, "per_ip", "a")).remaining == 3  # 5 - the first request - this one
+
+
 async def test_the_tightest_verdict_of_a_request_is_kept() -> None:
     limiter = limiter_for(rate_limit_per_ip="100/minute", rate_limit_login="3/minute", rate_limit_per_user="10/minute")
     scope = request()
-    await limiter.enforce(scope, [("login", limiter.routes["login"], "ip"), ("per_ip", limiter.per_ip, "ip")])
+    await limiter.enforce(scope, [(limiter.routes["login"], "ip"), (limiter.per_ip, "ip")])
     assert (verdict_of(scope).rule, verdict_of(scope).remaining) == ("login", 2)
-    await limiter.enforce(scope, [("per_user", limiter.per_user, "user")])
+    await limiter.enforce(scope, [(limiter.per_user, "user")])
     assert verdict_of(scope).rule == "login"  # 2 left beats 9 left
 
 
@@ -199,14 +254,17 @@ async def test_on_limited_runs_once_per_key_and_window_not_per_refusal() -> None
     limiter = limiter_for(rate_limit_login="1/second")
     limiter.on_limited = calls = Calls()
     await hit(limiter, "login", "a", request("198.51.100.1"))
-    for _ in range(5):
+    first = time.monotonic()
+    wait = int((await refused(limiter, "login", "a", request("198.51.100.1"))).headers["Retry-After"])
+    for _ in range(4):
         await refused(limiter, "login", "a", request("198.51.100.1"))
     await hit(limiter, "login", "b", request("198.51.100.2"))
     await refused(limiter, "login", "b", request("198.51.100.2"))
     assert calls.calls == [("198.51.100.1", "login"), ("198.51.100.2", "login")]
     assert events(limiter).rejections == {"login": 6}
 
-    await asyncio.sleep(1.1)  # a new window: the next flood is reported again, once
+    # Once the key has room again, the next flood is reported again, once.
+    await asyncio.sleep(max(0.0, first + wait - time.monotonic()) + 0.05)
     await hit(limiter, "login", "a", request("198.51.100.1"))
     await refused(limiter, "login", "a", request("198.51.100.1"))
     await refused(limiter, "login", "a", request("198.51.100.1"))
@@ -261,13 +319,13 @@ async def test_an_unreachable_redis_fails_open_and_warns_once(
     started = time.monotonic()
     for _ in range(2):  # over the limit, had Redis answered: both served, unlimited
         scope = request()
-        await limiter.enforce(scope, [("login", limiter.routes["login"], "a")])
+        await limiter.enforce(scope, [(limiter.routes["login"], "a")])
         assert STATE_KEY not in scope.get("state", {})
     assert events(limiter).storage_failures == 1  # the second request did not even try
     assert time.monotonic() - started < 1.0
 
     await asyncio.sleep(0.25)  # past the retry pause: it tries (and fails) again, quietly
-    await limiter.enforce(request(), [("login", limiter.routes["login"], "a")])
+    await limiter.enforce(request(), [(limiter.routes["login"], "a")])
     assert events(limiter).storage_failures == 2
     assert events(limiter).rejections == {}
     warnings = unavailable_warnings(caplog)
@@ -281,7 +339,7 @@ async def test_a_redis_that_never_answers_costs_at_most_the_timeout() -> None:
         limiter = limiter_for(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout=0.2)
         started = time.monotonic()
         scope = request()
-        await limiter.enforce(scope, [("per_ip", limiter.per_ip, "a"), ("login", limiter.routes["login"], "a")])
+        await limiter.enforce(scope, [(limiter.per_ip, "a"), (limiter.routes["login"], "a")])
         elapsed = time.monotonic() - started
         await limiter.close()
     # At least the timeout (it did wait for Redis), and nowhere near a hang, even on a loaded machine.
@@ -314,7 +372,7 @@ async def redis_url(redis_process: RedisServer) -> str:
 async def test_limiters_on_one_redis_share_counters_and_on_limited_calls(redis_url: str) -> None:
     worker_1 = limiter_for(redis_url=redis_url, rate_limit_login="3/minute")
     worker_2 = limiter_for(redis_url=redis_url, rate_limit_login="3/minute")
-    assert isinstance(worker_1.storage, RedisStorage)
+    assert isinstance(worker_1.counters, RedisCounters)
     worker_1.on_limited = calls_1 = Calls()
     worker_2.on_limited = calls_2 = Calls()
     try:
@@ -334,12 +392,40 @@ async def test_limiters_on_one_redis_share_counters_and_on_limited_calls(redis_u
     assert events(worker_1).storage_failures == events(worker_2).storage_failures == 0
 
 
+async def test_every_rule_of_a_request_is_one_round_trip_to_redis(redis_url: str) -> None:
+    limiter = limiter_for(redis_url=redis_url, rate_limit_per_ip="100000000/minute", rate_limit_login="1000/minute")
+    caller = Caller(user_id=uuid.uuid4(), session_id=uuid.uuid4())
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await limiter.enforce(request(), [(limiter.per_ip, "warm")])  # loads the script once
+        await client.config_resetstat()
+        for _ in range(50):
+            scope = request(caller=caller)
+            await limiter.enforce(scope, limiter.checks(scope, "login", with_user=True))
+        commands = await client.info("commandstats")
+        size = await client.llen("ratelimit:" + limiter.per_ip.key("198.51.100.7"))
+    finally:
+        await client.aclose()
+        await limiter.close()
+    calls = {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in commands.items()}
+    assert calls["evalsha"] == 50  # three rules a request, one script call each
+    assert {name for name in calls if name != "evalsha"} <= {
+        "config|resetstat",
+        "time",
+        "lindex",
+        "llen",
+        "lpush",
+        "pexpire",
+    }
+    assert size == 50  # one time per request in the window, whatever the limit
+
+
 async def test_a_refusal_stands_when_its_marker_cannot_be_written(redis_url: str) -> None:
     limiter = limiter_for(redis_url=redis_url, rate_limit_login="1/minute")
     limiter.on_limited = calls = Calls()
     client = Redis.from_url(redis_url)
     try:  # the marker's key holds a list: Redis answers INCRBY with WRONGTYPE
-        await client.rpush("LIMITS:refused/" + limiter.routes["login"].key_for("login", "a"), "x")
+        await client.rpush("ratelimit:refused/" + limiter.routes["login"].key("a"), "x")
         await hit(limiter, "login", "a")
         error = await refused(limiter, "login", "a")
     finally:
@@ -363,7 +449,7 @@ async def test_the_per_user_rule_keys_by_user_id(redis_url: str) -> None:
             await client.aclose()
     finally:
         await limiter.close()
-    assert keys == [f"LIMITS:LIMITER/per_user/{caller.user_id}/1/1/minute"]
+    assert keys == [f"ratelimit:per_user/{caller.user_id}/1/60000"]
 
 
 # --- building ---------------------------------------------------------------------------------
@@ -375,14 +461,14 @@ def test_disabled_limits_build_nothing() -> None:
 
 def test_memory_is_the_default_storage() -> None:
     limiter = limiter_for()
-    assert isinstance(limiter.storage, MemoryStorage)
-    assert (limiter.per_ip.amount, limiter.per_user.amount) == (1200, 600)
-    assert {name: item.amount for name, item in limiter.routes.items()} == {"register": 5, "login": 10, "refresh": 30}
+    assert isinstance(limiter.counters, MemoryCounters)
+    assert (limiter.per_ip.limit, limiter.per_user.limit) == (1200, 600)
+    assert {name: rule.limit for name, rule in limiter.routes.items()} == {"register": 5, "login": 10, "refresh": 30}
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "async+redis://127.0.0.1:6379", "unix:///run/redis.sock"])
 def test_redis_urls(url: str) -> None:
-    assert isinstance(limiter_for(redis_url=url).storage, RedisStorage)
+    assert isinstance(limiter_for(redis_url=url).counters, RedisCounters)
 
 
 def test_a_redis_url_of_another_scheme_is_a_settings_error() -> None:

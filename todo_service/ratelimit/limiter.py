@@ -1,24 +1,27 @@
-"""Rate limits: moving windows (the ``limits`` package) per client IP, per sensitive route and per user.
+"""Rate limits per client IP, per sensitive route and per user: sliding-window counters, memory or Redis.
 
-Where each rule runs (the app's middleware list, in ``create_app``, places them):
+Where the rules run (the app's middleware list, in ``create_app``, places the two middlewares):
 
-- :attr:`RateLimiter.before_authentication` goes *outside* the JWT middleware: the per-IP rule and
-  the route rules (register, login, refresh; keyed by client IP) count every request, floods of
-  bad tokens included;
-- :attr:`RateLimiter.after_authentication` goes *inside* it: the per-user rule, keyed by the
-  caller's user id;
+- :attr:`RateLimiter.middleware` goes *inside* the JWT middleware: it checks every rule that
+  applies to the request in one step, the route's own (register, login, refresh; keyed by client
+  IP), the per-IP rule and, when a valid token came, the per-user rule: one storage call, so one
+  Redis round trip per request at most (``counters.py``);
+- :attr:`RateLimiter.refused_callers` goes *outside* it and does nothing until authentication
+  refuses a request (a 401 never reaches the inner middleware): then it counts that request
+  against the per-IP rule, so floods of bad tokens are limited too;
 - the limiter is a plugin: its ``on_app_init`` adds a ``before_send`` hook for the ``RateLimit-*``
   headers of the tightest rule (a hook, not a send wrapper: errors raised by middleware, a 401 or
   a 429, are sent past any wrapper); it inserts no middleware itself.
 
-Both share one :class:`RateLimiter`: one storage, one set of counters. What applies to a route is
-declared by the route, in its ``opt`` (:data:`~todo_service.core.request_context.RATE_LIMIT`): a
-rule of its own (``register``, ``login``, ``refresh``), or none at all (health probes, the docs,
-``/metrics``). Storage: memory (per process), or Redis when ``REDIS_URL`` is set
-(shared by every worker). If Redis fails or takes longer than ``REDIS_TIMEOUT``, the request is
-served unlimited (fail open): an optional limiter store must not take the whole API down with it,
-and account lockout, in the database, keeps protecting logins. After a failure Redis is left alone
-for ``STORAGE_RETRY_SECONDS`` (requests do not each wait for it); a warning is logged at most once
+What applies to a route is declared by the route, in its ``opt``
+(:data:`~todo_service.core.request_context.RATE_LIMIT`): a rule of its own (``register``,
+``login``, ``refresh``), or none at all (health probes, the docs, ``/metrics``): such a request
+costs the limiter nothing. Rules are written as the ``limits`` package parses them ("10/minute").
+Storage: memory (per process), or Redis when ``REDIS_URL`` is set (shared by every worker). If
+Redis fails or takes longer than ``REDIS_TIMEOUT``, the request is served unlimited (fail open): an
+optional limiter store must not take the whole API down with it, and account lockout, in the
+database, keeps protecting logins. After a failure Redis is left alone for
+``STORAGE_RETRY_SECONDS`` (requests do not each wait for it); a warning is logged at most once
 every ``WARNING_INTERVAL_SECONDS``.
 """
 
@@ -26,25 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
+from limits import parse
 from litestar.datastructures import MutableScopeHeaders
 from litestar.plugins import InitPlugin
-from redis.asyncio import ConnectionPool
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from todo_service.core.errors import RateLimited
 from todo_service.core.request_context import RATE_LIMIT, ClientAddress
 from todo_service.core.settings import Settings, SettingsError
-from todo_service.ratelimit.middleware import PerClientLimits, PerUserLimits
+from todo_service.ratelimit.counters import Counted, Counters, MemoryCounters, RedisCounters, Rule
+from todo_service.ratelimit.middleware import RateLimits, RefusedCallers
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -68,12 +69,17 @@ STATE_KEY = "rate_limiter"  # the limiter in ``app.state``, and the request's ve
 ROUTE_RULES = ("register", "login", "refresh")
 STORAGE_RETRY_SECONDS = 1.0
 WARNING_INTERVAL_SECONDS = 60.0
-# REDIS_URL schemes (redis-py's) and the matching ``limits`` storage URIs.
-_STORAGE_SCHEMES = {"redis": "async+redis://", "rediss": "async+rediss://", "unix": "async+redis+unix://"}
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
-class _StorageDown(Exception):
+class StorageDown(Exception):
     """The storage failed, timed out or is being left alone: serve the request unlimited."""
+
+
+def rule(name: str, text: str) -> Rule:
+    """The setting ``text`` ("10/minute", as ``limits`` parses it) as a rule named ``name``."""
+    item = parse(text)
+    return Rule(name, item.amount, item.get_expiry() * 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +89,15 @@ class Verdict:
     rule: str
     limit: int
     remaining: int
-    reset_after: int  # seconds until the moving window frees a slot
+    reset_after: int  # seconds until the window frees a slot (refused) or rolls over (allowed)
     allowed: bool
+
+    @classmethod
+    def of(cls, counted: Counted) -> Verdict:
+        """The verdict of one rule's counts (counted when allowed)."""
+        allowed = counted.allowed
+        remaining = counted.remaining(counted=allowed)
+        return cls(counted.rule.name, counted.rule.limit, remaining, counted.reset_after(), allowed)
 
     @property
     def tightness(self) -> tuple[bool, int, int]:
@@ -104,42 +117,40 @@ class Verdict:
 
 
 class RateLimiter(InitPlugin):
-    """The rules, their storage and their counters, shared by the two middlewares of one app; a plugin."""
+    """The rules and their counters, shared by the two middlewares of one app; a plugin."""
 
     def __init__(
         self,
         settings: Settings,
-        storage: Storage,
+        counters: Counters,
         *,
-        pool: ConnectionPool | None = None,
+        remote: bool = False,
         on_limited: OnLimited | None = None,
     ) -> None:
-        self.storage = storage
+        self.counters = counters
         self.client_address = ClientAddress(settings.trusted_proxies)
-        self.per_ip = parse(settings.rate_limit_per_ip)
-        self.per_user = parse(settings.rate_limit_per_user)
-        self.routes = {name: parse(getattr(settings, f"rate_limit_{name}")) for name in ROUTE_RULES}
+        self.per_ip = rule("per_ip", settings.rate_limit_per_ip)
+        self.per_user = rule("per_user", settings.rate_limit_per_user)
+        self.routes = {name: rule(name, getattr(settings, f"rate_limit_{name}")) for name in ROUTE_RULES}
         # Called the first time a key is refused within its window (not once per refused request).
         self.on_limited = on_limited
         self.on_rejected: Callable[[str], None] | None = None  # metrics: every refused request, by rule
         self.on_storage_failure: Callable[[], None] | None = None  # metrics: each storage call that failed
-        self._strategy = MovingWindowRateLimiter(storage)
-        self._pool = pool
-        self._timeout = settings.redis_timeout if pool else None  # memory does no I/O: nothing to bound
-        self._skip_until = 0.0
-        self._next_warning = 0.0
-        self._unreported = 0
-        self._failing = False
+        self.timeout = settings.redis_timeout if remote else None  # memory does no I/O: nothing to bound
+        self.skip_until = 0.0
+        self.next_warning = 0.0
+        self.unreported = 0
+        self.failing = False
 
     @property
-    def before_authentication(self) -> ASGIMiddleware:
-        """The per-IP rule and the route's own: listed outside authentication (floods of bad tokens count)."""
-        return PerClientLimits(self)
+    def middleware(self) -> ASGIMiddleware:
+        """Every rule of the request in one check: listed inside authentication (it needs the caller)."""
+        return RateLimits(self)
 
     @property
-    def after_authentication(self) -> ASGIMiddleware:
-        """The per-user rule: listed inside authentication (it needs the caller)."""
-        return PerUserLimits(self)
+    def refused_callers(self) -> ASGIMiddleware:
+        """The per-IP rule for requests authentication refuses: listed outside it (bad tokens count)."""
+        return RefusedCallers(self)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """The ``RateLimit-*`` headers, the route check at start, the storage's close."""
@@ -164,23 +175,46 @@ class RateLimiter(InitPlugin):
 
     async def close(self) -> None:
         """Close the Redis connections (at app shutdown)."""
-        if self._pool is not None:
-            await self._pool.aclose()
+        await self.counters.close()
 
-    async def enforce(self, scope: Scope, checks: Sequence[tuple[str, RateLimitItem, str]]) -> None:
-        """Count this request against each ``(rule, limit, identity)``; keep the tightest verdict.
+    async def ping(self) -> None:
+        """Readiness: the storage answers.
+
+        Raises:
+            ConnectionError: it does not.
+        """
+        if not await self.counters.ping():
+            raise ConnectionError
+
+    def checks(self, scope: Scope, declared: str | None, *, with_user: bool) -> list[tuple[Rule, str]]:
+        """The ``(rule, identity)`` pairs that apply: the route's own first (tighter), per IP, per user."""
+        ip = self.client_address.of(scope)
+        checks = [(self.per_ip, ip)]
+        if declared is not None:
+            checks.insert(0, (self.routes[declared], ip))
+        if with_user and (user_id := getattr(scope.get("user"), "user_id", None)) is not None:
+            checks.append((self.per_user, str(user_id)))
+        return checks
+
+    async def enforce(self, scope: Scope, checks: Sequence[tuple[Rule, str]]) -> None:
+        """Count this request against every ``(rule, identity)`` at once; keep the tightest verdict.
 
         Raises:
             RateLimited: a rule is exhausted (with ``Retry-After`` and ``RateLimit-*``).
         """
-        verdict = await self._check(scope, checks)
-        if verdict is None:
+        try:
+            counts = await self.call(self.counters.hit, checks)
+        except StorageDown:
             return
+        verdicts = [Verdict.of(counted) for counted in counts]
+        verdict = min(verdicts, key=lambda v: v.tightness)
         state = scope.setdefault("state", {})
         known = state.get(STATE_KEY)
         if not isinstance(known, Verdict) or verdict.tightness < known.tightness:
             state[STATE_KEY] = verdict
         if not verdict.allowed:
+            refused_rule, identity = checks[len(counts) - 1]  # counting stops at the rule that refused
+            await self.refused(scope, verdict, refused_rule.key(identity))
             raise RateLimited(f"Too many requests: retry in {verdict.reset_after} s", headers=verdict.headers())
 
     async def add_headers(self, message: Message, scope: Scope) -> None:
@@ -194,37 +228,17 @@ class RateLimiter(InitPlugin):
             for name, value in verdict.headers().items():
                 headers[name] = value  # replaces: a 429 already carries them
 
-    async def _check(self, scope: Scope, checks: Sequence[tuple[str, RateLimitItem, str]]) -> Verdict | None:
-        """The tightest verdict of ``checks`` (stopping at a refusal), or None when the storage is down."""
-        verdicts: list[Verdict] = []
-        try:
-            for rule, item, identity in checks:
-                verdict = await self._hit(rule, item, identity)
-                verdicts.append(verdict)
-                if not verdict.allowed:
-                    await self._refused(scope, verdict, item, identity)
-                    break
-        except _StorageDown:
-            return None
-        return min(verdicts, key=lambda v: v.tightness) if verdicts else None
-
-    async def _hit(self, rule: str, item: RateLimitItem, identity: str) -> Verdict:
-        allowed = await self._call(self._strategy.hit, item, rule, identity)
-        stats = await self._call(self._strategy.get_window_stats, item, rule, identity)
-        reset_after = max(0 if allowed else 1, math.ceil(stats.reset_time - time.time()))
-        return Verdict(rule, item.amount, max(0, stats.remaining), reset_after, allowed)
-
-    async def _refused(self, scope: Scope, verdict: Verdict, item: RateLimitItem, identity: str) -> None:
+    async def refused(self, scope: Scope, verdict: Verdict, key: str) -> None:
+        """Count the refusal; call ``on_limited`` for the first one of a key within its window."""
         if self.on_rejected is not None:
             self.on_rejected(verdict.rule)
         if self.on_limited is None:
             return
         # One marker per refused key, living until the window frees a slot: the first refusal
         # calls back, the rest of a flood does not. In Redis it is shared by every worker.
-        marker = "refused/" + item.key_for(verdict.rule, identity)
         try:
-            first = await self._call(self.storage.incr, marker, verdict.reset_after) == 1
-        except _StorageDown:
+            first = await self.call(self.counters.first_refusal, key, verdict.reset_after)
+        except StorageDown:
             return
         if first:
             try:
@@ -232,39 +246,46 @@ class RateLimiter(InitPlugin):
             except Exception:
                 logger.exception("the on_limited callback failed for rule %s", verdict.rule)
 
-    async def _call(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
-        """One storage call, bounded by ``REDIS_TIMEOUT``; any failure opens the gate for a while."""
-        if time.monotonic() < self._skip_until:
-            raise _StorageDown
+    async def call(self, function: Callable[P, Awaitable[T]], *args: P.args, **kwargs: P.kwargs) -> T:
+        """One storage call, bounded by ``REDIS_TIMEOUT``; any failure opens the gate for a while.
+
+        Raises:
+            StorageDown: the storage failed, timed out, or is being left alone after a failure.
+        """
+        if self.skip_until and time.monotonic() < self.skip_until:
+            raise StorageDown
         try:
-            async with asyncio.timeout(self._timeout):
+            if self.timeout is None:
                 result = await function(*args, **kwargs)
-        except (StorageError, TimeoutError, OSError) as exc:
-            self._failed(exc)
-            raise _StorageDown from exc
-        if self._failing:
-            self._failing = False
+            else:
+                async with asyncio.timeout(self.timeout):
+                    result = await function(*args, **kwargs)
+        except (RedisError, TimeoutError, OSError) as exc:
+            self.failed(exc)
+            raise StorageDown from exc
+        if self.failing:
+            self.failing = False
             logger.info("rate-limit storage answers again: rate limits apply")
         return result
 
-    def _failed(self, exc: Exception) -> None:
+    def failed(self, exc: Exception) -> None:
+        """Leave the storage alone for a while; warn at most once every ``WARNING_INTERVAL_SECONDS``."""
         now = time.monotonic()
         if self.on_storage_failure is not None:
             self.on_storage_failure()
-        self._unreported += 1
-        self._failing = True
-        self._skip_until = now + STORAGE_RETRY_SECONDS
-        if now >= self._next_warning:
-            cause = exc.storage_error if isinstance(exc, StorageError) else exc
+        self.unreported += 1
+        self.failing = True
+        self.skip_until = now + STORAGE_RETRY_SECONDS
+        if now >= self.next_warning:
             logger.warning(
                 "rate-limit storage unavailable (%s: %s): serving requests without rate limits "
                 "(%d failed calls since the last warning)",
-                type(cause).__name__,
-                cause,
-                self._unreported,
+                type(exc).__name__,
+                exc,
+                self.unreported,
             )
-            self._unreported = 0
-            self._next_warning = now + WARNING_INTERVAL_SECONDS
+            self.unreported = 0
+            self.next_warning = now + WARNING_INTERVAL_SECONDS
 
 
 def build_rate_limiter(settings: Settings, on_limited: OnLimited | None = None) -> RateLimiter | None:
@@ -272,10 +293,10 @@ def build_rate_limiter(settings: Settings, on_limited: OnLimited | None = None) 
     if not settings.rate_limit_enabled:
         return None
     if not settings.redis_url:
-        return RateLimiter(settings, MemoryStorage(), on_limited=on_limited)
+        return RateLimiter(settings, MemoryCounters(), on_limited=on_limited)
     url = settings.redis_url.removeprefix("async+")
-    scheme, _, rest = url.partition("://")
-    if scheme not in _STORAGE_SCHEMES:
+    scheme = url.partition("://")[0]
+    if scheme not in REDIS_SCHEMES:
         raise SettingsError("invalid setting REDIS_URL: expected redis://, rediss:// or unix://")
     # Our own pool, so short socket timeouts apply and shutdown can close it. One quick retry
     # replaces a connection that went stale (e.g. Redis restarted); asyncio.timeout bounds it all.
@@ -285,6 +306,4 @@ def build_rate_limiter(settings: Settings, on_limited: OnLimited | None = None) 
         socket_connect_timeout=settings.redis_timeout,
         retry=Retry(NoBackoff(), 1),
     )
-    options: dict[str, Any] = {"connection_pool": pool}  # limits types its options too narrowly
-    storage = RedisStorage(_STORAGE_SCHEMES[scheme] + rest, implementation="redispy", wrap_exceptions=True, **options)
-    return RateLimiter(settings, storage, pool=pool, on_limited=on_limited)
+    return RateLimiter(settings, RedisCounters(Redis(connection_pool=pool)), remote=True, on_limited=on_limited)

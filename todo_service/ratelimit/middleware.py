@@ -1,4 +1,4 @@
-"""Where the rules run: before authentication (per IP, the route's own) and after it (per user).
+"""Where the rules run: every rule at once inside authentication, and refused callers outside it.
 
 Which rules apply is declared by the route, in its ``opt``
 (:data:`~todo_service.core.request_context.RATE_LIMIT`).
@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import ASGIMiddleware
 
+from todo_service.core.errors import Unauthorized
 from todo_service.core.request_context import RATE_LIMIT
 
 if TYPE_CHECKING:
@@ -18,7 +20,9 @@ if TYPE_CHECKING:
 
     from todo_service.ratelimit.limiter import RateLimiter
 
-__all__ = ("PerClientLimits", "PerUserLimits")
+__all__ = ("RateLimits", "RefusedCallers")
+
+COUNTED = "rate_limit_counted"  # in ``scope["state"]``: the request went through RateLimits
 
 
 def _declared(scope: Scope) -> str | bool | None:
@@ -27,8 +31,8 @@ def _declared(scope: Scope) -> str | bool | None:
     return None if handler is None else handler.opt.get(RATE_LIMIT)
 
 
-class PerClientLimits(ASGIMiddleware):
-    """Before authentication: the per-IP rule on every route, plus the route's own rule."""
+class RateLimits(ASGIMiddleware):
+    """Inside authentication: the route's own rule, the per-IP rule and the caller's, in one check."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -36,19 +40,17 @@ class PerClientLimits(ASGIMiddleware):
         self.limiter = limiter
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Count the request against the per-IP rule and the route's own, unless the route opts out."""
+        """Count the request against every rule that applies, unless the route opts out."""
         declared = _declared(scope)
         if declared is not False:
-            ip = self.limiter.client_address.of(scope)
-            checks = [("per_ip", self.limiter.per_ip, ip)]
-            if isinstance(declared, str):  # the tighter rule first: a refusal spends no per-IP slot
-                checks.insert(0, (declared, self.limiter.routes[declared], ip))
+            scope.setdefault("state", {})[COUNTED] = True
+            checks = self.limiter.checks(scope, declared if isinstance(declared, str) else None, with_user=True)
             await self.limiter.enforce(scope, checks)
         await next_app(scope, receive, send)
 
 
-class PerUserLimits(ASGIMiddleware):
-    """After authentication: the per-user rule, for requests that carry a valid token."""
+class RefusedCallers(ASGIMiddleware):
+    """Outside authentication: a request it refuses (a 401) still counts against the per-IP rule."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -56,8 +58,12 @@ class PerUserLimits(ASGIMiddleware):
         self.limiter = limiter
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Count an authenticated request against its caller's rule, unless the route opts out."""
-        user_id = getattr(scope.get("user"), "user_id", None)  # the caller, when a valid token came
-        if user_id is not None and _declared(scope) is not False:
-            await self.limiter.enforce(scope, [("per_user", self.limiter.per_user, str(user_id))])
-        await next_app(scope, receive, send)
+        """Pass the request on; count it only when authentication refused it before RateLimits ran."""
+        try:
+            await next_app(scope, receive, send)
+        except (Unauthorized, NotAuthorizedException):
+            declared = _declared(scope)
+            if declared is not False and not scope.get("state", {}).get(COUNTED):
+                checks = self.limiter.checks(scope, declared if isinstance(declared, str) else None, with_user=False)
+                await self.limiter.enforce(scope, checks)  # a flood of bad tokens ends in 429s
+            raise

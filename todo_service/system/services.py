@@ -20,10 +20,9 @@ from todo_service.core.errors import FieldError, ServiceUnavailable
 from todo_service.system.schemas import Readiness
 
 if TYPE_CHECKING:
-    from limits.aio.storage import Storage
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ("Check", "Outcome", "ReadinessProbe", "database_check", "redis_check")
+__all__ = ("Check", "NotReady", "Outcome", "ReadinessProbe", "database_check")
 
 logger = logging.getLogger(__name__)
 
@@ -42,14 +41,8 @@ def database_check(engine: AsyncEngine) -> Check:
     return check
 
 
-def redis_check(storage: Storage) -> Check:
-    """A check that PINGs the rate limiter's Redis."""
-
-    async def check() -> None:
-        if not await storage.check():
-            raise ConnectionError
-
-    return check
+class NotReady(Exception):
+    """A check's answer that the service is not ready, in words: the probe reports the message as is."""
 
 
 class ReadinessProbe:
@@ -117,6 +110,8 @@ class ReadinessProbe:
                 await self.checks[name]()
         except TimeoutError:
             return name, f"no answer within {self.timeout:g}s"
+        except NotReady as exc:  # the check's own words (the schema: where it is, what to run)
+            return name, str(exc)
         except Exception as exc:  # noqa: BLE001  (any failure means not ready; the type says enough)
             return name, f"unreachable ({type(exc).__name__})"
         return name, None
