@@ -56,6 +56,10 @@ lint: sync
 docs command="build": sync
     if [[ "{{ command }}" == "serve" ]]; then uv run --frozen mkdocs serve --dev-addr 127.0.0.1:8001; else uv run --frozen mkdocs build --strict --site-dir site; fi
 
+# Build the image with podman from local base images (no registry needed) and check it against PostgreSQL: health, non-root, read-only root, SIGTERM, size
+image-test *args: sync _servers
+    scripts/image-test.sh {{ args }}
+
 # Start the whole stack with docker or podman compose (add `monitoring` for Prometheus and Grafana)
 up *profiles:
     {{ compose }} {{ prepend("--profile ", profiles) }} up --detach --build
