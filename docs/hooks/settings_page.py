@@ -68,6 +68,12 @@ PROSE: dict[str, dict[str, str]] = {
         "db_echo": "Log every SQL statement (never the values it was given).",
         "db_sslmode": "TLS to PostgreSQL, libpq's modes. Unset: asyncpg's default (`prefer`), or the "
         "URL's own `sslmode`.",
+        "database_pgbouncer": "`true` when `DATABASE_URL` is PgBouncer in transaction mode: asyncpg and "
+        "SQLAlchemy keep no prepared statement (each statement is parsed again in its own round trip), and "
+        "`jit`/`plan_cache_mode` are not sent at connection start (PgBouncer refuses them; set them on the "
+        "role instead). Requires `DATABASE_DIRECT_URL`. See [Operations](operations.md#pgbouncer).",
+        "database_direct_url": "PostgreSQL itself, bypassing any pooler: only the live events' `LISTEN` "
+        "connection uses it (one per process). Unset: `DATABASE_URL`.",
         "db_connect_attempts": "At start, try the database this many times before giving up; `0` starts "
         "without waiting (readiness then reports the database until it answers).",
         "db_connect_retry_seconds": "The first pause between those attempts; it doubles after each, up to 5 s.",

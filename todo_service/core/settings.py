@@ -73,6 +73,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_echo: bool = False
     # TLS to PostgreSQL (asyncpg's sslmode; unset: its default, "prefer", or the URL's sslmode).
     db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    # DATABASE_URL goes through PgBouncer in transaction mode (docs/operations.md): no statement stays
+    # prepared across transactions, and no startup parameter PgBouncer refuses is sent.
+    database_pgbouncer: bool = False
+    # PostgreSQL itself, not a pooler: the live events' LISTEN connection holds session state that
+    # transaction pooling cannot keep. Required with DATABASE_PGBOUNCER; unset otherwise: DATABASE_URL.
+    database_direct_url: str | None = None
     # At start, wait for the database: this many attempts, the pause doubling from this many seconds
     # (0: start without waiting; readiness then reports the database until it answers).
     db_connect_attempts: Annotated[int, msgspec.Meta(ge=0)] = 10
@@ -168,6 +174,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             _check_network("TRUSTED_PROXIES", proxy)
         if self.app_env == "production":
             _check_production_secret(self.secret_key)
+        _check_pgbouncer(self.database_url, self.database_direct_url, pgbouncer=self.database_pgbouncer)
 
     @property
     def is_production(self) -> bool:
@@ -226,6 +233,24 @@ def _check_network(variable: str, network: str) -> None:
         ipaddress.ip_network(network, strict=False)
     except ValueError:
         raise ValueError(f"{variable}: {network!r} is not an IP address or network") from None
+
+
+def _is_postgres(url: str) -> bool:
+    return normalize_database_url(url).startswith("postgresql+asyncpg://")
+
+
+def _check_pgbouncer(database_url: str, direct_url: str | None, *, pgbouncer: bool) -> None:
+    if direct_url is not None and not _is_postgres(direct_url):
+        raise ValueError("DATABASE_DIRECT_URL: expected a postgresql:// URL")
+    if not pgbouncer:
+        return
+    if not _is_postgres(database_url):
+        raise ValueError("DATABASE_PGBOUNCER: only for a PostgreSQL DATABASE_URL")
+    if direct_url is None:
+        raise ValueError(
+            "DATABASE_DIRECT_URL: required with DATABASE_PGBOUNCER=true "
+            "(live events LISTEN on a session of their own, which transaction pooling cannot keep)"
+        )
 
 
 def _check_production_secret(secret_key: str) -> None:

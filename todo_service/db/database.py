@@ -73,6 +73,16 @@ def _postgres_connect_args(settings: Settings) -> dict[str, Any]:
         # feed's join each time (0.4 ms of planning for 0.04 ms of execution), a generic plan is made once.
         "server_settings": {"application_name": "todo-service", "jit": "off", "plan_cache_mode": "force_generic_plan"},
     }
+    if settings.database_pgbouncer:
+        # PgBouncer in transaction mode hands each transaction (each statement outside one) to any of
+        # its server connections, where a statement prepared earlier, by name, may be missing or be
+        # another client's. With both caches off, asyncpg parses every statement as the unnamed one
+        # and parses it again with its Bind (one message), so nothing outlives the transaction; the
+        # task statements (db/statements.py) run through the same asyncpg connections. PgBouncer
+        # 1.18 refuses startup parameters other than a few (application_name is one of them).
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_cache_size"] = 0  # SQLAlchemy's own cache, on the same connection
+        connect_args["server_settings"] = {"application_name": "todo-service"}
     if settings.db_sslmode is not None:
         connect_args["ssl"] = settings.db_sslmode
     return connect_args

@@ -10,6 +10,7 @@ only supplies their values. Three ways to run them, one interface (:class:`State
   API) and run on the asyncpg connection of a connection borrowed from the engine's pool, where
   it stays prepared. The ADR docs/adr/0002-task-statements-on-a-borrowed-driver-connection.md
   measures this beside the canonical ways (Core and the repository on the engine, the ORM session).
+  With ``DATABASE_PGBOUNCER`` nothing stays prepared: asyncpg's cache is off (db/database.py, PgBouncer).
 - :class:`EngineStatements` (SQLite, or any engine): an autocommit connection of the engine per
   statement; SQLAlchemy's own instrumentation and pool events see it as usual.
 - :class:`SessionStatements`: inside a request's ORM session (its transaction), for the services

@@ -8,6 +8,8 @@ first stream opens and its last one closes).
 This process listens on one connection of its own, beside the engine's pool (why: docs/adr/0004):
 LISTEN is state of the connection's session, which a pooled connection loses when it is handed
 back, and a pool connection held for the process's lifetime would be one fewer for requests.
+For the same reason it connects to ``DATABASE_DIRECT_URL`` when set: PgBouncer in transaction mode
+would hand the LISTEN to a server connection other clients then use, and lose its notifications.
 
 When the connection drops (or stops answering the periodic ``SELECT 1``), the listener connects
 again with a growing pause, and on every (re)connection wakes every stream: each reads the feed
@@ -53,7 +55,8 @@ class Listener:
     """LISTENs on the channels of the owners with open streams, and wakes their streams when notified."""
 
     def __init__(self, settings: Settings, hub: Hub) -> None:
-        url = make_url(settings.database_url).set(drivername="postgresql")
+        # PostgreSQL itself when a pooler stands in DATABASE_URL's place: LISTEN is session state.
+        url = make_url(settings.database_direct_url or settings.database_url).set(drivername="postgresql")
         self.dsn = url.render_as_string(hide_password=False)
         self.ssl = settings.db_sslmode
         self.connect_timeout = settings.db_pool_timeout
