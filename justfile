@@ -31,9 +31,9 @@ test *args: sync _servers
 fuzz seconds="600": sync _servers
     FUZZ_MAX_TIME={{ seconds }} FUZZ_SEED=$RANDOM uv run --frozen pytest -p no:cacheprovider tests/integration/test_schemathesis.py
 
-# Load benchmark beside the raw-asyncpg ceiling (the load harness is not in this repository: BENCH_HARNESS, see docs/testing.md), then login, reads-beside-logins and memory; writes bench/report-<server>.txt
+# Benchmarks by name (docs/performance.md): bare, production, production-redis, workers-2 (each beside the raw-asyncpg ceiling: BENCH_HARNESS, see docs/testing.md), large, memory, growth; none = all. KEY=VALUE sets a knob; writes bench/report-*.txt
 bench *args: sync
-    {{ args }} bench/run.sh
+    bench/bench.sh {{ args }}
 
 # uvicorn against granian for this app, alternated round by round, on the last benchmark run's data
 bench-servers *args: sync

@@ -17,7 +17,7 @@ seed_env "$RUN"
 trap stop_server EXIT
 start_server "$PORT" "$RUN/services/redis-check-server.log" "${PROJECT_DB:-bench_project}"
 wrk_run s4_mixed 32 2 "$PORT" > /dev/null  # warm-up
-commands() { redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat_' | sed 's/^cmdstat_//; s/:calls=/ /; s/,.*//'; }
+commands() { redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat_' | grep -v '^cmdstat_info:' | sed 's/^cmdstat_//; s/:calls=/ /; s/,.*//'; }
 before=$(commands)
 requests=$(wrk_run s4_mixed 32 "$SECONDS_" "$PORT" | awk '/requests in/ { print $1 }')
 after=$(commands)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `just bench [NAME...] [KEY=VALUE...]`: the benchmarks by name (docs/performance.md), one after the other.
+#
+#   configurations, each a harness run beside the raw-asyncpg ceiling (bench/run.sh):
+#     bare  production  production-redis  workers-2      (`configs`: the four)
+#   scenarios on data the harness does not make:
+#     large    one user with 100,000 tasks and 1,000 users with 100 each, route by route (bench/large.sh)
+#     memory   RSS of a worker during the mixed load with SSE streams open (bench/memory.sh)
+#     growth   req/s and p99 against data size and connections (bench/growth.sh)
+#   all (the default): every one of them, in this order.
+#
+# KEY=VALUE words are exported for every run (ROUNDS=1, DURATION=5, MEMORY_SECONDS=600, ...);
+# config=NAME is the same as NAME. Each run writes its report (bench/report-*.txt); this prints where.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONFIGS="bare production production-redis workers-2"
+SCENARIOS_="large memory growth"
+names=()
+for word in "$@"; do
+  case $word in
+    config=*) names+=("${word#config=}") ;;
+    *=*) export "${word?}" ;;
+    *) names+=("$word") ;;
+  esac
+done
+(( ${#names[@]} )) || names=(all)
+runs=()
+for name in "${names[@]}"; do
+  case $name in
+    all) read -ra more <<< "$CONFIGS $SCENARIOS_"; runs+=("${more[@]}") ;;
+    configs) read -ra more <<< "$CONFIGS"; runs+=("${more[@]}") ;;
+    bare | production | production-redis | workers-2 | large | memory | growth) runs+=("$name") ;;
+    *) echo "bench: unknown name $name (one of: all configs $CONFIGS $SCENARIOS_)" >&2; exit 2 ;;
+  esac
+done
+started=$(date +%s)
+for name in "${runs[@]}"; do
+  echo "==== bench: $name ($(date -u +%H:%M:%S) UTC)"
+  case $name in
+    large) bench/large.sh ;;
+    memory) bench/memory.sh ;;
+    growth) bench/growth.sh ;;
+    *) CONFIG=$name bench/run.sh ;;
+  esac
+done
+echo "==== bench: ${runs[*]} done in $(( ($(date +%s) - started) / 60 )) min"
