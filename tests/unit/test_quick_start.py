@@ -23,3 +23,10 @@ def test_the_quick_start_has_exactly_a_run_and_a_test_command() -> None:
 def test_ci_runs_the_readme_test_command_verbatim() -> None:
     test_command = quick_start_commands()[1]
     assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_the_recipes_just_lists_name_no_path_outside_the_repository() -> None:
+    """``just`` (the README sends readers to it) prints the recipes' comments: none may climb out."""
+    comments = [line for line in (ROOT / "justfile").read_text().splitlines() if line.startswith("#")]
+    assert comments
+    assert [line for line in comments if "../" in line] == []
