@@ -11,7 +11,8 @@ is externally managed (Debian's is), it is tried too.
 
 Each case runs ``./just`` from a copy of the project's wrapper, bootstrap and justfile, in a fresh
 ``sh`` with only the interpreter's directory, ``/usr/bin`` and ``/bin`` on PATH and an empty HOME:
-no uv, no just, no cache. It downloads the real wheels from the package index.
+no uv, no just, no cache (only the machine's proxy and CA settings are kept). It downloads the real
+wheels from the package index.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from scripts.bootstrap import PINS
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 TIMEOUT = 180
+# How this machine reaches the package index (a proxy, its CA, a mirror): kept, as a user's shell has them.
+NETWORK_SETTINGS = {
+    "https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_INDEX_URL", "UV_DEFAULT_INDEX",
+}  # fmt: skip
 
 
 def externally_managed_python(prefix: Path) -> Path:
@@ -77,11 +83,12 @@ def project_copy(directory: Path) -> Path:
 
 
 def fresh_shell(command: str, *, cwd: Path, path: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """``sh -c command`` with nothing of this process's environment but what is given."""
+    """``sh -c command`` with ``path`` and ``home``; of this process's environment, only the network's settings."""
+    env = {name: value for name, value in os.environ.items() if name in NETWORK_SETTINGS}
     return subprocess.run(  # noqa: S603
         ["/bin/sh", "-c", command],
         cwd=cwd,
-        env={"PATH": path, "HOME": str(home), "LANG": "C.UTF-8"},
+        env={**env, "PATH": path, "HOME": str(home), "LANG": "C.UTF-8"},
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
