@@ -14,6 +14,21 @@ export SECRET_KEY=${BENCH_SECRET_KEY:-bench-only-hs256-secret-0123456789abcdef01
 # rate limits off (one client address would be refused), everything else at its default.
 export APP_ENV=production LOG_LEVEL=WARNING RATE_LIMIT_ENABLED=false ACCESS_TOKEN_EXPIRE_MINUTES=600
 
+# harness_copy: the shared harness (BENCH_HARNESS, default ../shared/bench) copied to bench/.harness,
+# keeping the venv already made there (the limit target's setup is slow); the original is never
+# written to. The copy's scenarios spread over many users when a seed directory holds a users.txt
+# (bench/seed_sql.py; the production configurations): the harness's common.lua is kept as
+# harness_common.lua and loaded by ours (bench/scenarios/spread_common.lua).
+harness_copy() {
+  local source=${BENCH_HARNESS:-$ROOT/../shared/bench}
+  [[ -x "$source/compare.sh" ]] || { echo "bench: no load harness at $source (set BENCH_HARNESS)" >&2; return 2; }
+  mkdir -p "$HARNESS"
+  tar -C "$source" --exclude=./runs --exclude=./limit/venv --exclude='./peers/*/venv' -cf - . | tar -C "$HARNESS" -xf -
+  chmod u+w "$HARNESS/scenarios"
+  mv -f "$HARNESS/scenarios/common.lua" "$HARNESS/scenarios/harness_common.lua"
+  cp "$ROOT/bench/scenarios/spread_common.lua" "$HARNESS/scenarios/common.lua"
+}
+
 # The command that serves the app for SERVER, reading HOST, PORT, WORKERS and UVICORN_ARGS.
 server_command() {
   case $SERVER in

@@ -23,17 +23,7 @@ ROOT=$PWD
 source bench/common.sh
 source bench/configs.sh
 CONFIG=${CONFIG:-bare}
-HARNESS_SRC=${BENCH_HARNESS:-$ROOT/../shared/bench}
-
-[[ -x "$HARNESS_SRC/compare.sh" ]] || { echo "bench: no load harness at $HARNESS_SRC (set BENCH_HARNESS)" >&2; exit 2; }
-mkdir -p "$HARNESS"
-# Copy the harness, keeping the venv already made here (the limit target's setup is slow).
-tar -C "$HARNESS_SRC" --exclude=./runs --exclude=./limit/venv --exclude='./peers/*/venv' -cf - . | tar -C "$HARNESS" -xf -
-# The copy's scenarios spread over many users when the project's seed has a users.txt (production
-# configurations): the harness's common.lua is kept as harness_common.lua and loaded by ours.
-chmod u+w "$HARNESS/scenarios"
-mv -f "$HARNESS/scenarios/common.lua" "$HARNESS/scenarios/harness_common.lua"
-cp bench/scenarios/spread_common.lua "$HARNESS/scenarios/common.lua"
+harness_copy
 
 as_root_on_debian() { [[ $(id -u) -eq 0 ]] && command -v apt-get > /dev/null; }
 missing=()

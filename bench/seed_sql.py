@@ -14,6 +14,8 @@ Writes, in OUT:
 - ``users.txt``: one line per reader: ``uid token writer_uid writer_token id1,id2,...`` (up to 10 of
   the reader's task ids, for gets; the writer owns what creates make, so readers' lists stay put);
   this is what the spreading Lua scripts read (``bench/scenarios/spread_common.lua``);
+- ``seed.env`` and ``ids.txt`` as the harness's seeder writes them, for the first reader and writer
+  (scripts that run the harness's scenarios without the harness: bench/memory.sh, bench/growth.sh);
 - ``big.env`` (with ``--big-user-tasks``): the big user's ``BIG_UID``, ``BIG_TOKEN``, ``BIG_TASK``
   (a task id), ``BIG_CURSOR`` (the change feed's position an hour ago) and ``BIG_WORD`` (a word
   that the search finds in 1% of the titles).
@@ -140,6 +142,13 @@ async def seed(args: argparse.Namespace) -> dict[str, str]:
             task_ids = ",".join(str(row["id"]) for row in ids) or str(uuid.UUID(int=0))
             lines.append(f"{reader} {token(reader)} {writer} {token(writer)} {task_ids}")
         files["users.txt"] = "\n".join(lines) + "\n"
+        if readers:  # the harness's files too (its Lua scripts start from them): the first reader and writer
+            first = lines[0].split()
+            files["ids.txt"] = first[4].replace(",", "\n") + "\n"
+            files["seed.env"] = (
+                f"STYLE=contract\nTOKEN_R={first[1]}\nUID_R={first[0]}\nTOKEN_W={first[3]}\nUID_W={first[2]}\n"
+                f"EMAIL_R={args.prefix}-reader-1@example.com\nPASSWORD={PASSWORD}\n"
+            )
         if big:
             owner = big[0]
             task = await db.fetchval(
