@@ -191,7 +191,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         statements, ttl=timedelta(hours=settings.idempotency_key_ttl_hours), lease=IDEMPOTENCY_LEASE
     )
     tombstone_retention = timedelta(days=settings.tombstone_retention_days)
-    task_service = TaskService(task_repository, Cursors(settings.signing_key), idempotency)
+    task_service = TaskService(
+        task_repository,
+        Cursors(settings.signing_key),
+        idempotency,
+        trash_retention=timedelta(days=settings.trash_retention_days),
+    )
     live_events = LiveEvents(settings, task_service, jwt_auth)  # SSE: routes, listener, streams' end
 
     async def prune_sync_tables() -> str:

@@ -99,7 +99,8 @@ async def test_a_cursor_older_than_the_pruned_tombstones_is_410(
     kept = await create_task(client, account)
     old_cursor = (await feed(client, account))["next_cursor"]
     gone = await create_task(client, account)
-    await client.delete(f"{account.tasks_url}/{gone['id']}", headers=account.headers)
+    # For good: a task in the trash keeps its tombstone while it can be restored.
+    await client.delete(f"{account.tasks_url}/{gone['id']}", params={"permanent": "true"}, headers=account.headers)
     before_prune = (await feed(client, account))["next_cursor"]
     assert await task_repository(db_engine).prune_tombstones(datetime.now(UTC) + timedelta(seconds=1)) == 1
     response = await client.get(f"{account.tasks_url}/changes", params={"cursor": old_cursor}, headers=account.headers)

@@ -44,7 +44,11 @@ async def test_the_apps_pruner_removes_old_tombstones_and_expired_keys_at_start(
         await client.post(account.tasks_url, json={"title": key}, headers=headers)
     long_ago = datetime.now(UTC) - timedelta(days=31)
     async with db_engine.begin() as connection:
-        await connection.execute(update(Task).where(Task.id == old["id"]).values(deleted_at=long_ago))
+        # Deleted long ago, so its time in the trash is over too.
+        expired = long_ago + timedelta(days=30)
+        await connection.execute(
+            update(Task).where(Task.id == old["id"]).values(deleted_at=long_ago, trash_expires_at=expired)
+        )
         await connection.execute(update(IdempotencyKey).where(IdempotencyKey.key == "old").values(expires_at=long_ago))
     assert await counts(db_engine) == (5, 2)
 

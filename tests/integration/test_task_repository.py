@@ -19,7 +19,19 @@ from todo_service.tasks.schemas import TaskFilters
 if TYPE_CHECKING:
     from tests.factories import Account, Client
 
-OWN_METHODS = ("page", "one", "insert", "update_fields", "remove", "changes")
+OWN_METHODS = (
+    "page",
+    "one",
+    "insert",
+    "update_fields",
+    "remove",
+    "changes",
+    "restore",
+    "trash_page",
+    "owned_labels",
+    "owns_list",
+    "set_labels",
+)
 # Housekeeping over every user's rows, on nobody's behalf (the pruner): no caller, no owner.
 MAINTENANCE = ("prune_tombstones",)
 

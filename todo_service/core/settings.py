@@ -99,6 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Sync: deleted tasks stay as tombstones for the change feed this long (an older cursor is a
     # 410); an Idempotency-Key and its stored response are kept this long.
     tombstone_retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
+    # A deleted task stays in the trash, restorable, this long (then only its tombstone remains).
+    trash_retention_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 30
     idempotency_key_ttl_hours: Annotated[int, msgspec.Meta(ge=1, le=24 * 30)] = 24
 
     # Webhooks (docs/webhooks.md): which targets may be called, how long an attempt may take, how

@@ -1,7 +1,7 @@
 """``/api/v1/users/{user_id}/tasks``: a user's tasks, their change feed and batches."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
@@ -22,6 +22,7 @@ from todo_service.idempotency.responses import IdempotencyKey, run_once
 from todo_service.security.access import Caller
 from todo_service.tasks.batch import run_batch
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
+from todo_service.tasks.labelling import MAX_LABELS
 from todo_service.tasks.schemas import (
     SORT_PATTERN,
     BatchRequest,
@@ -32,6 +33,7 @@ from todo_service.tasks.schemas import (
     TaskFilters,
     TaskRead,
     TaskUpdate,
+    TrashedTask,
 )
 from todo_service.tasks.services import TaskService
 
@@ -50,6 +52,8 @@ _CREATE_ERRORS = error_responses(
     *AUTHENTICATED, *WITH_BODY, Forbidden, NotFound, IdempotencyKeyReused, IdempotencyKeyInUse
 )
 _BATCH_ERRORS = error_responses(*_CONDITIONAL, *WITH_BODY, IdempotencyKeyReused, IdempotencyKeyInUse)
+_RESTORE_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound, TaskNotFound)
+_TRASH_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound)
 _ETAG = [ResponseHeader(name="ETag", description="The version of what was returned", documentation_only=True)]
 
 
@@ -87,6 +91,21 @@ class TaskController(Controller):
         overdue: Annotated[
             bool | None, QueryParameter(description="Only open tasks past their due date (true), or the rest")
         ] = None,
+        list_id: Annotated[UUID | None, QueryParameter(description="Only tasks in this list of the user's")] = None,
+        label: Annotated[
+            list[UUID] | None,
+            QueryParameter(
+                max_items=MAX_LABELS,
+                description=f"Only tasks with these labels (repeat the parameter, up to {MAX_LABELS}; see label_match)",
+            ),
+        ] = None,
+        label_match: Annotated[
+            Literal["any", "all"],
+            QueryParameter(description="With label: tasks with any of the labels (default), or all of them"),
+        ] = "any",
+        completed_since: Annotated[
+            datetime | None, QueryParameter(description="Only tasks completed at or after this time")
+        ] = None,
         sort: Annotated[
             str,
             QueryParameter(
@@ -109,6 +128,10 @@ class TaskController(Controller):
             due_before=due_before,
             due_after=due_after,
             overdue=overdue,
+            list_id=list_id,
+            labels=tuple(dict.fromkeys(label or ())),
+            label_match=label_match,
+            completed_since=completed_since,
             sort=tuple(sort.split(",")),
             page=page,
             limit=limit,
@@ -172,7 +195,7 @@ class TaskController(Controller):
         return Response(task, headers={"ETag": task.etag})
 
     @delete("/{task_id:uuid}", status_code=200, summary="Delete a task", responses=_DELETE_ERRORS)
-    async def delete_task(
+    async def delete_task(  # noqa: PLR0913  (the path, the precondition, the mode and the request's context)
         self,
         *,
         user_id: FromPath[UUID],
@@ -180,10 +203,52 @@ class TaskController(Controller):
         request: Request[Caller, Any, Any],
         task_service: NamedDependency[TaskService],
         if_match: IfMatch = None,
+        permanent: Annotated[
+            bool,
+            QueryParameter(description="Delete for good (a task in the trash too) instead of moving it to the trash"),
+        ] = False,
     ) -> MessageResponse:
-        """Delete a task: it answers 404 from now on, and the change feed reports the deletion."""
-        await task_service.delete_task(request.user, user_id, task_id, if_match=revisions_in(if_match))
+        """Delete a task: it answers 404 from now on, and the change feed reports the deletion.
+
+        It goes to the trash (``GET .../tasks/trash``), restorable for ``TRASH_RETENTION_DAYS`` (30)
+        with ``POST .../tasks/{task_id}/restore``; ``?permanent=true`` deletes it for good.
+        """
+        await task_service.delete_task(
+            request.user, user_id, task_id, if_match=revisions_in(if_match), permanent=permanent
+        )
         return MessageResponse(message="Task deleted successfully")
+
+    @post(
+        "/{task_id:uuid}/restore",
+        status_code=200,
+        summary="Restore a task from the trash",
+        responses=_RESTORE_ERRORS,
+        response_headers=_ETAG,
+    )
+    async def restore_task(
+        self,
+        *,
+        user_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        request: Request[Caller, Any, Any],
+        task_service: NamedDependency[TaskService],
+    ) -> Response[TaskRead]:
+        """Take a deleted task out of the trash before it expires: it is back, with a new ``ETag``."""
+        task = await task_service.restore_task(request.user, user_id, task_id)
+        return Response(task, headers={"ETag": task.etag})
+
+    @get("/trash", summary="List the trash", responses=_TRASH_ERRORS)
+    async def trash(
+        self,
+        *,
+        user_id: FromPath[UUID],
+        request: Request[Caller, Any, Any],
+        task_service: NamedDependency[TaskService],
+        page: PageNumber = 1,
+        limit: PageSize = 20,
+    ) -> Page[TrashedTask]:
+        """The user's deleted tasks that can still be restored, most recently deleted first."""
+        return await task_service.trash(request.user, user_id, page=page, limit=limit)
 
     @patch(
         "/{task_id:uuid}/complete",

@@ -39,9 +39,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from todo_service.core.pagination import PageQuery
-from todo_service.db.models import Priority, Task, TaskList, User
+from todo_service.db.models import Priority, Task, TaskLabel, TaskList, User
 from todo_service.db.revisions import next_revision, visible_below
 from todo_service.security.access import guard
+from todo_service.tasks.labelling import LabelIds, among, label_params
 from todo_service.tasks.schemas import TaskRead
 
 if TYPE_CHECKING:
@@ -60,22 +61,26 @@ __all__ = (
     "TASK",
     "TASK_COLUMNS",
     "TRACEPARENT",
+    "TRASH_EXPIRES",
     "as_utc",
     "delete_task",
     "delete_tombstones",
     "insert_task",
+    "list_of_owner",
     "page_params",
     "raise_feed_floors",
+    "restore_task",
     "select_changes",
     "select_page",
     "select_task",
+    "select_trash",
     "update_task",
 )
 
 # The ETag, made in SQL from the revision: '"<revision>"' (strong; it changes with every write).
 _ETAG = (literal_column("'\"'", String) + cast(Task.revision, String) + literal_column("'\"'", String)).label("etag")
 # What TaskRead's fields are read from: its columns of the same name, and the ETag.
-_COMPUTED: dict[str, ColumnElement[Any]] = {"etag": _ETAG}
+_COMPUTED: dict[str, ColumnElement[Any]] = {"etag": _ETAG, "label_ids": LabelIds().label("label_ids")}
 # The columns of TaskRead, in its field order: one definition (the struct), never typed twice.
 TASK_COLUMNS: tuple[Any, ...] = tuple(
     _COMPUTED.get(field.name, getattr(Task, field.name, None)) for field in msgspec.structs.fields(TaskRead)
@@ -125,6 +130,10 @@ class _Shape(NamedTuple):
     due_before: bool
     due_after: bool
     overdue: bool | None
+    list_id: bool = False
+    labels: int = 0  # how many label ids the label filter names
+    all_labels: bool = False  # label_match=all
+    completed_since: bool = False
 
     @classmethod
     def of(cls, filters: TaskFilters) -> _Shape:
@@ -135,6 +144,10 @@ class _Shape(NamedTuple):
             due_before=filters.due_before is not None,
             due_after=filters.due_after is not None,
             overdue=filters.overdue,
+            list_id=filters.list_id is not None,
+            labels=len(filters.labels),
+            all_labels=filters.label_match == "all",
+            completed_since=filters.completed_since is not None,
         )
 
 
@@ -162,6 +175,21 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         conditions.extend([Task.due_date < _now(), Task.completed.is_(False)])
     elif shape.overdue is False:
         conditions.append(or_(Task.due_date.is_(None), Task.due_date >= _now(), Task.completed.is_(True)))
+    return conditions + _organised(shape)
+
+
+def _organised(shape: _Shape) -> list[ColumnElement[bool]]:
+    """The list, label and completed_since conditions of a listing."""
+    conditions: list[ColumnElement[bool]] = []
+    if shape.list_id:
+        conditions.append(Task.list_id == bindparam("list_id", type_=Task.list_id.type))
+    if shape.completed_since:
+        conditions.append(Task.completed_at >= bindparam("completed_since", type_=Task.completed_at.type))
+    if shape.labels:
+        labelled = select(TaskLabel.task_id).where(among(TaskLabel.label_id, shape.labels))
+        if shape.all_labels:
+            labelled = labelled.group_by(TaskLabel.task_id).having(func.count() == shape.labels)
+        conditions.append(Task.id.in_(labelled))
     return conditions
 
 
@@ -194,6 +222,11 @@ def page_params(filters: TaskFilters) -> dict[str, Any]:
         params["due_before"] = as_utc(filters.due_before)
     if filters.due_after is not None:
         params["due_after"] = as_utc(filters.due_after)
+    if filters.list_id is not None:
+        params["list_id"] = filters.list_id
+    if filters.completed_since is not None:
+        params["completed_since"] = as_utc(filters.completed_since)
+    params.update(label_params(filters.labels))
     return params
 
 
@@ -213,7 +246,8 @@ def select_task(*, own: bool) -> Select[Any]:
     )
 
 
-_CREATED = tuple(column.key for column in TASK_COLUMNS if column.key in _COLUMNS)  # an INSERT gives every column
+# An INSERT gives every column (the list comes from a subquery: see insert_task).
+_CREATED = tuple(column.key for column in TASK_COLUMNS if column.key in _COLUMNS and column.key != "list_id")
 
 
 def _traced(dialect: str, *, traced: bool) -> list[ColumnElement[bool]]:
@@ -229,12 +263,17 @@ def _traced(dialect: str, *, traced: bool) -> list[ColumnElement[bool]]:
 
 
 @cache
-def insert_task(dialect: str, *, own: bool, traced: bool = False) -> Insert:
-    """INSERT … SELECT guarded by the caller's permission: no row is inserted when it is refused."""
+def insert_task(dialect: str, *, own: bool, traced: bool = False, in_list: bool = False) -> Insert:
+    """INSERT … SELECT guarded by the caller's permission: no row is inserted when it is refused.
+
+    The task goes to the owner's list ``:list_id`` (``in_list``) or else their Inbox; a list that
+    is not the owner's inserts nothing either.
+    """
     values = [bindparam(name, type_=_COLUMNS[name].type) for name in _CREATED]
-    inbox = select(TaskList.id).where(TaskList.user_id == bindparam("user_id"), TaskList.is_default).scalar_subquery()
-    source = select(*values, next_revision(dialect), inbox).where(
-        guard(own=own, write=True), *_traced(dialect, traced=traced)
+    chosen = TaskList.id == bindparam("list_id", type_=TaskList.id.type) if in_list else TaskList.is_default
+    task_list = select(TaskList.id).where(TaskList.user_id == bindparam("user_id"), chosen).scalar_subquery()
+    source = select(*values, next_revision(dialect), task_list).where(
+        guard(own=own, write=True), task_list.is_not(None), *_traced(dialect, traced=traced)
     )
     return insert(Task).from_select([*_CREATED, "revision", "list_id"], source).returning(*TASK_COLUMNS)
 
@@ -271,14 +310,69 @@ def update_task(dialect: str, fields: frozenset[str], *, own: bool, expected: in
     return update(Task).where(*where, *_traced(dialect, traced=traced)).values(values).returning(*TASK_COLUMNS)
 
 
+# In the trash: deleted (a tombstone to every route and the feed) and still restorable.
+_TRASHED = and_(Task.deleted_at.is_not(None), Task.trash_expires_at > bindparam(NOW, type_=_COLUMNS["updated_at"].type))
+TRASH_EXPIRES = "trash_expires_at"
+
+
 @lru_cache(maxsize=64)
-def delete_task(dialect: str, *, own: bool, expected: int, traced: bool = False) -> Update:
-    """A delete leaves a tombstone: ``deleted_at`` and a new revision, for the change feed."""
-    where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _LIVE, guard(own=own, write=True)]
-    where += _traced(dialect, traced=traced)
+def delete_task(dialect: str, *, own: bool, expected: int, traced: bool = False, permanent: bool = False) -> Update:
+    """A delete leaves a tombstone: ``deleted_at`` and a new revision, for the change feed.
+
+    Into the trash (restorable until ``:trash_expires_at``), or ``permanent``: a live task or one in
+    the trash, for good (its tombstone stays for the feed until pruned).
+    """
+    where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), guard(own=own, write=True)]
+    where += [or_(_LIVE, _TRASHED) if permanent else _LIVE, *_traced(dialect, traced=traced)]
     if expected:
         where.append(_matches(expected))
-    return update(Task).where(*where).values(deleted_at=_now(), updated_at=_now(), revision=next_revision(dialect))
+    expires = None if permanent else bindparam(TRASH_EXPIRES, type_=_COLUMNS["trash_expires_at"].type)
+    return (
+        update(Task)
+        .where(*where)
+        .values(
+            deleted_at=func.coalesce(Task.deleted_at, _now()),
+            trash_expires_at=expires,
+            updated_at=_now(),
+            revision=next_revision(dialect),
+        )
+    )
+
+
+@lru_cache(maxsize=64)
+def restore_task(dialect: str, *, own: bool, traced: bool = False) -> Update:
+    """Take a task out of the trash (before it expires): it is live again, with a new revision."""
+    where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _TRASHED, guard(own=own, write=True)]
+    return (
+        update(Task)
+        .where(*where, *_traced(dialect, traced=traced))
+        .values(deleted_at=None, trash_expires_at=None, updated_at=_now(), revision=next_revision(dialect))
+        .returning(*TASK_COLUMNS)
+    )
+
+
+@cache
+def list_of_owner(*, own: bool) -> Select[Any]:
+    """The owner's list ``:list_id``, if it is theirs and the caller may read it."""
+    return select(TaskList.id).where(
+        TaskList.id == bindparam("list_id"), TaskList.user_id == bindparam(OWNER), guard(own=own, write=False)
+    )
+
+
+def select_trash(*, own: bool) -> PageQuery:
+    """The owner's trash, most recently deleted first: each task with when it was deleted and expires."""
+    return _select_trash(own=own)
+
+
+@cache
+def _select_trash(*, own: bool) -> PageQuery:
+    return PageQuery.build(
+        source=Task.__table__,
+        columns=(*TASK_COLUMNS, Task.deleted_at, Task.trash_expires_at),
+        where=[Task.user_id == bindparam(OWNER), _TRASHED],
+        guard=guard(own=own, write=False),
+        order_by=[Task.deleted_at.desc(), Task.id.desc()],
+    )
 
 
 # The feed starts from the owner's row, so that its feed_floor comes back even with no change.
@@ -303,7 +397,7 @@ def select_changes(dialect: str, *, own: bool) -> Select[Any]:
 
 def raise_feed_floors() -> Update:
     """Raise each owner's feed floor past their tombstones deleted before ``:before`` (pruned next)."""
-    pruned = and_(Task.user_id == User.id, Task.deleted_at < bindparam("before", type_=Task.deleted_at.type))
+    pruned = and_(Task.user_id == User.id, _prunable())
     highest = select(func.max(Task.revision)).where(pruned).scalar_subquery()
     return (
         update(User)
@@ -318,7 +412,13 @@ def raise_feed_floors() -> Update:
 
 def delete_tombstones() -> Delete:
     """Delete the tombstones deleted before ``:before``."""
-    return delete(Task).where(Task.deleted_at < bindparam("before", type_=Task.deleted_at.type))
+    return delete(Task).where(_prunable())
+
+
+def _prunable() -> ColumnElement[bool]:
+    """Tombstones deleted before ``:before`` that are not in the trash any more (its expiry passed ``:now``)."""
+    before = Task.deleted_at < bindparam("before", type_=Task.deleted_at.type)
+    return and_(before, or_(Task.trash_expires_at.is_(None), Task.trash_expires_at <= _now()))
 
 
 def as_utc(value: datetime | None) -> datetime | None:

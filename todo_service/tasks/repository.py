@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -27,6 +28,7 @@ from opentelemetry import trace
 from todo_service.core.pagination import fetch_page
 from todo_service.db.models import Task
 from todo_service.security.access import caller_params, explain_refusal
+from todo_service.tasks.labelling import add_labels, count_labels, label_params, remove_other_labels
 from todo_service.tasks.queries import (
     AFTER_ID,
     AFTER_REVISION,
@@ -35,19 +37,22 @@ from todo_service.tasks.queries import (
     OWNER,
     TASK,
     TRACEPARENT,
+    TRASH_EXPIRES,
     delete_task,
     delete_tombstones,
     insert_task,
+    list_of_owner,
     page_params,
     raise_feed_floors,
+    restore_task,
     select_changes,
     select_page,
     select_task,
+    select_trash,
     update_task,
 )
 
 if TYPE_CHECKING:
-    from datetime import datetime
     from uuid import UUID
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session
@@ -126,7 +131,9 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
         db = db or self.statements
         params = {**caller_params(caller), **values, "user_id": owner_id}
         traced = _traceparent(params)
-        return await db.one(insert_task(db.dialect_name, own=owner_id == caller.user_id, traced=traced), params)
+        in_list = params.get("list_id") is not None
+        statement = insert_task(db.dialect_name, own=owner_id == caller.user_id, traced=traced, in_list=in_list)
+        return await db.one(statement, params)
 
     async def update_fields(  # noqa: PLR0913  (the task, its changes, the clock and the preconditions)
         self,
@@ -161,13 +168,26 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
         now: datetime,
         *,
         if_match: tuple[int, ...] = (),
+        trash_until: datetime | None = None,
         db: Statements | None = None,
     ) -> bool:
-        """Delete the task (it becomes a tombstone); False when there was none the caller may delete."""
+        """Delete the task (it becomes a tombstone); False when there was none the caller may delete.
+
+        With ``trash_until`` it goes to the trash (restorable until then); without, for good (a task
+        already in the trash too).
+        """
         db = db or self.statements
-        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, NOW: now}
+        params: dict[str, Any] = {
+            **caller_params(caller),
+            OWNER: owner_id,
+            TASK: task_id,
+            NOW: now,
+            TRASH_EXPIRES: trash_until,
+        }
         traced = _traceparent(params)
-        statement = delete_task(db.dialect_name, own=owner_id == caller.user_id, expected=len(if_match), traced=traced)
+        own = owner_id == caller.user_id
+        permanent = trash_until is None
+        statement = delete_task(db.dialect_name, own=own, expected=len(if_match), traced=traced, permanent=permanent)
         params.update({f"if_match_{i}": revision for i, revision in enumerate(if_match)})
         return await db.affected(statement, params) > 0
 
@@ -189,8 +209,54 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
         floor = int(rows[0][0])
         return floor, [Change(int(row[1]), row[2], tuple(row[3:])) for row in rows if row[1] is not None]
 
+    async def restore(
+        self, caller: Caller, owner_id: UUID, task_id: UUID, now: datetime, *, db: Statements | None = None
+    ) -> Row | None:
+        """Take the task out of the trash; None when it is not in the owner's trash (or the caller may not write)."""
+        db = db or self.statements
+        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, NOW: now}
+        traced = _traceparent(params)
+        return await db.one(restore_task(db.dialect_name, own=owner_id == caller.user_id, traced=traced), params)
+
+    async def trash_page(
+        self, caller: Caller, owner_id: UUID, now: datetime, *, page: int, limit: int
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """One page of the owner's trash (rows: ``TASK_COLUMNS``, deleted_at, trash_expires_at) and its total."""
+        return await fetch_page(
+            self.statements,
+            select_trash(own=owner_id == caller.user_id),
+            {**caller_params(caller), OWNER: owner_id, NOW: now},
+            page=page,
+            limit=limit,
+            on_empty=lambda: explain_refusal(self.statements, caller, owner_id=owner_id),
+        )
+
+    async def owned_labels(
+        self, caller: Caller, owner_id: UUID, label_ids: list[UUID], *, db: Statements | None = None
+    ) -> int:
+        """How many of ``label_ids`` (distinct) are the owner's labels (0 if the caller may not read them)."""
+        params = {**caller_params(caller), OWNER: owner_id, **label_params(label_ids)}
+        row = await (db or self.statements).one(count_labels(len(label_ids), own=owner_id == caller.user_id), params)
+        return int(row[0]) if row else 0
+
+    async def owns_list(self, caller: Caller, owner_id: UUID, list_id: UUID, *, db: Statements | None = None) -> bool:
+        """Whether ``list_id`` is one of the owner's lists (and the caller may read it)."""
+        params = {**caller_params(caller), OWNER: owner_id, "list_id": list_id}
+        return await (db or self.statements).one(list_of_owner(own=owner_id == caller.user_id), params) is not None
+
+    async def set_labels(
+        self, caller: Caller, owner_id: UUID, task_id: UUID, label_ids: list[UUID], *, db: Statements
+    ) -> bool:
+        """Make the owner's live task carry exactly ``label_ids`` (the owner's, checked before); whether it changed."""
+        params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, **label_params(label_ids)}
+        own = owner_id == caller.user_id
+        removed = await db.affected(remove_other_labels(len(label_ids), own=own), params)
+        added = await db.affected(add_labels(len(label_ids), own=own), params) if label_ids else 0
+        return removed + added > 0
+
     async def prune_tombstones(self, before: datetime) -> int:
-        """Delete tombstones older than ``before``; their owners' feed floors rise past them first."""
+        """Delete tombstones older than ``before``, out of the trash; their owners' feed floors rise past them first."""
+        params = {"before": before, NOW: datetime.now(UTC)}
         async with self.statements.transaction() as db:
-            await db.affected(raise_feed_floors(), {"before": before})
-            return await db.affected(delete_tombstones(), {"before": before})
+            await db.affected(raise_feed_floors(), params)
+            return await db.affected(delete_tombstones(), params)

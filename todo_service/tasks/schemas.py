@@ -8,6 +8,7 @@ import msgspec
 
 from todo_service.core.schema import NO_NUL, NON_BLANK, RequestBody, explain_pattern
 from todo_service.db.models import Priority
+from todo_service.tasks.labelling import MAX_LABELS
 
 __all__ = (
     "MAX_BATCH",
@@ -28,6 +29,7 @@ __all__ = (
     "TaskRead",
     "TaskUpdate",
     "TaskUpserted",
+    "TrashedTask",
     "UpdateOperation",
 )
 
@@ -59,6 +61,10 @@ class TaskFilters(msgspec.Struct, frozen=True, kw_only=True):
     due_before: datetime | None = None
     due_after: datetime | None = None
     overdue: bool | None = None
+    list_id: UUID | None = None
+    labels: tuple[UUID, ...] = ()
+    label_match: str = "any"  # any | all of ``labels``
+    completed_since: datetime | None = None
     sort: tuple[str, ...] = ("-created_at",)
     page: int = 1
     limit: int = 20
@@ -81,16 +87,33 @@ class TaskRead(msgspec.Struct, frozen=True):
     created_at: datetime
     updated_at: datetime
     etag: str
+    list_id: UUID
+    label_ids: list[UUID]
+
+
+class TrashedTask(TaskRead, frozen=True):
+    """A task in the trash: restore it before ``trash_expires_at`` (``POST .../tasks/{id}/restore``)."""
+
+    deleted_at: datetime
+    trash_expires_at: datetime
+
+
+LabelIdList = Annotated[
+    list[UUID],
+    msgspec.Meta(max_length=MAX_LABELS, description=f"Ids of the owner's labels (at most {MAX_LABELS})."),
+]
 
 
 class TaskCreate(RequestBody, kw_only=True):
-    """A new task; only the title is required."""
+    """A new task; only the title is required. It goes to the owner's Inbox unless ``list_id`` names a list."""
 
     title: Title
     description: Description | None = None
     completed: bool = False
     priority: Priority = Priority.MEDIUM
     due_date: DueDate | None = None
+    list_id: UUID | None = None
+    label_ids: LabelIdList = msgspec.field(default_factory=list)
 
 
 ReadOnlyId = Annotated[UUID, msgspec.Meta(extra={"read_only": True})]
@@ -110,6 +133,8 @@ class TaskUpdate(RequestBody, kw_only=True):
     completed: bool | msgspec.UnsetType = msgspec.UNSET
     priority: Priority | msgspec.UnsetType = msgspec.UNSET
     due_date: DueDate | msgspec.UnsetType | None = msgspec.UNSET
+    list_id: UUID | msgspec.UnsetType = msgspec.UNSET
+    label_ids: LabelIdList | msgspec.UnsetType = msgspec.UNSET
     id: ReadOnlyId | msgspec.UnsetType = msgspec.UNSET
     user_id: ReadOnlyId | msgspec.UnsetType = msgspec.UNSET
     completed_at: ReadOnlyTime | msgspec.UnsetType | None = msgspec.UNSET

@@ -7,9 +7,10 @@ theirs, a 403 or 401 when their own permission is the reason).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from todo_service.core.errors import AppError, FieldError, Forbidden, NotFound, PreconditionFailed, ValidationFailed
@@ -18,10 +19,17 @@ from todo_service.security.access import refuse
 from todo_service.tasks.cursors import START
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
 from todo_service.tasks.queries import as_utc
-from todo_service.tasks.schemas import READ_ONLY_FIELDS, ChangePage, TaskDeleted, TaskRead, TaskUpserted
+from todo_service.tasks.schemas import (
+    READ_ONLY_FIELDS,
+    ChangePage,
+    TaskDeleted,
+    TaskRead,
+    TaskUpserted,
+    TrashedTask,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import AsyncIterator, Callable
     from uuid import UUID
 
     from todo_service.db.statements import Statements
@@ -32,6 +40,15 @@ if TYPE_CHECKING:
     from todo_service.tasks.schemas import TaskCreate, TaskFilters
 
 __all__ = ("TaskService",)
+
+LIST, LABELS = "list_id", "label_ids"
+
+
+def _not_your(field: str) -> ValidationFailed:
+    """A 422 for a list or label that is not one of the owner's (missing and someone else's alike)."""
+    what = "one of the user's lists" if field == LIST else "ids of the user's labels"
+    error = FieldError(field=field, message=f"must be {what}", source="body")
+    return ValidationFailed(f"Invalid {field}: must be {what}", errors=[error])
 
 
 class TaskService:
@@ -45,8 +62,16 @@ class TaskService:
     # a trigger's NOTIFY does this). Inside ``db`` the write is not committed yet: the hub reads again shortly.
     on_change: Callable[[UUID], None] | None = None
 
-    def __init__(self, repository: TaskRepository, cursors: Cursors, idempotency: Idempotency) -> None:
+    def __init__(
+        self,
+        repository: TaskRepository,
+        cursors: Cursors,
+        idempotency: Idempotency,
+        *,
+        trash_retention: timedelta = timedelta(days=30),
+    ) -> None:
         self.repository = repository
+        self.trash_retention = trash_retention
         self.cursors = cursors
         # The routes' Idempotency-Key store, here so that a route needs one dependency, not two:
         # Litestar resolves two dependencies of one level in an anyio task group (a third of a create's CPU).
@@ -93,13 +118,56 @@ class TaskService:
             "completed_at": now if data.completed else None,
             "created_at": now,
             "updated_at": now,
+            "list_id": data.list_id,
         }
-        row = await self.repository.insert(caller, owner_id, values, db=db)
-        if row is None:
-            # Allowed now but refused a moment ago means the caller's role changed in between.
-            await self._refuse(caller, owner_id, write=True, otherwise=Forbidden())
+        labels = list(dict.fromkeys(data.label_ids))
+        async with self._in_transaction(db, needed=bool(labels)) as tx:
+            if labels:
+                await self._check_labels(caller, owner_id, labels, tx)
+            row = await self.repository.insert(caller, owner_id, values, db=tx)
+            if row is None:
+                # A list that is not the owner's inserts nothing; otherwise, allowed now but refused a
+                # moment ago means the caller's role changed in between.
+                refused = _not_your(LIST) if data.list_id is not None else Forbidden()
+                await self._refuse(caller, owner_id, write=True, otherwise=refused)
+            if labels and tx is not None:
+                await self.repository.set_labels(caller, owner_id, row[0], labels, db=tx)
+                row = await self.repository.one(caller, owner_id, row[0], db=tx)
+                assert row is not None  # inserted in this transaction  # noqa: S101
         self._changed(owner_id)
         return TaskRead(*row)
+
+    @contextlib.asynccontextmanager
+    async def _in_transaction(self, db: Statements | None, *, needed: bool) -> AsyncIterator[Statements | None]:
+        """``db``; else a new transaction when ``needed`` (several statements), else None (one statement)."""
+        if db is not None or not needed:
+            yield db
+            return
+        async with self.repository.statements.transaction() as tx:
+            yield tx
+
+    async def _check_labels(self, caller: Caller, owner_id: UUID, labels: list[UUID], db: Statements | None) -> None:
+        if labels and await self.repository.owned_labels(caller, owner_id, labels, db=db) != len(labels):
+            raise _not_your(LABELS)
+
+    async def _apply_organisation(  # noqa: PLR0913  (the task, its changes, and how to run)
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        changes: dict[str, Any],
+        *,
+        labels: list[UUID] | None,
+        db: Statements | None,
+    ) -> None:
+        """Check a new ``list_id`` and set ``labels`` (None: unchanged); a change of labels moves ``updated_at``."""
+        if "list_id" in changes and not await self.repository.owns_list(caller, owner_id, changes["list_id"], db=db):
+            raise _not_your(LIST)
+        if labels is None or db is None:
+            return
+        await self._check_labels(caller, owner_id, labels, db)
+        if await self.repository.set_labels(caller, owner_id, task_id, labels, db=db):
+            changes["updated_at"] = datetime.now(UTC)  # differs from the stored one: a new revision
 
     async def update_task(  # noqa: PLR0913  (the task, its changes, and how to run)
         self,
@@ -117,14 +185,18 @@ class TaskService:
             TaskNotFound: no such task, or it belongs to someone else.
             PreconditionFailed: the task is no longer at a revision ``if_match`` names.
         """
+        changes = dict(changes)
         if "due_date" in changes:
-            changes = {**changes, "due_date": as_utc(changes["due_date"])}
-        now = datetime.now(UTC)
-        row = await self.repository.update_fields(
-            caller, owner_id, task_id, changes, now, if_match=if_match or (), db=db
-        )
-        if row is None:
-            await self._refuse_write(caller, owner_id, task_id, if_match, db)
+            changes["due_date"] = as_utc(changes["due_date"])
+        labels = list(dict.fromkeys(changes.pop("label_ids"))) if "label_ids" in changes else None
+        async with self._in_transaction(db, needed=labels is not None) as tx:
+            await self._apply_organisation(caller, owner_id, task_id, changes, labels=labels, db=tx)
+            now = datetime.now(UTC)
+            row = await self.repository.update_fields(
+                caller, owner_id, task_id, changes, now, if_match=if_match or (), db=tx
+            )
+            if row is None:
+                await self._refuse_write(caller, owner_id, task_id, if_match, tx)
         self._changed(owner_id)
         return TaskRead(*row)
 
@@ -170,25 +242,49 @@ class TaskService:
         """Mark a task done (stamping ``completed_at``) or not done (clearing it)."""
         return await self.update_task(caller, owner_id, task_id, {"completed": completed}, if_match=if_match, db=db)
 
-    async def delete_task(
+    async def delete_task(  # noqa: PLR0913  (the task, the precondition, and how to run)
         self,
         caller: Caller,
         owner_id: UUID,
         task_id: UUID,
         *,
         if_match: tuple[int, ...] | None = None,
+        permanent: bool = False,
         db: Statements | None = None,
     ) -> None:
         """Delete a task: every route answers 404 for it from now on; the change feed reports it.
+
+        It goes to the trash, restorable for ``trash_retention``; ``permanent`` deletes it for good,
+        a task in the trash too.
 
         Raises:
             TaskNotFound: no such task, or it belongs to someone else.
             PreconditionFailed: the task is no longer at a revision ``if_match`` names.
         """
         now = datetime.now(UTC)
-        if not await self.repository.remove(caller, owner_id, task_id, now, if_match=if_match or (), db=db):
+        until = None if permanent else now + self.trash_retention
+        if not await self.repository.remove(
+            caller, owner_id, task_id, now, if_match=if_match or (), trash_until=until, db=db
+        ):
             await self._refuse_write(caller, owner_id, task_id, if_match, db)
         self._changed(owner_id)
+
+    async def restore_task(self, caller: Caller, owner_id: UUID, task_id: UUID) -> TaskRead:
+        """Take a task out of the trash, as it was (in its list, or the Inbox if its list was deleted).
+
+        Raises:
+            TaskNotFound: the task is not in the owner's trash (never was, expired, or someone else's).
+        """
+        row = await self.repository.restore(caller, owner_id, task_id, datetime.now(UTC))
+        if row is None:
+            await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
+        self._changed(owner_id)
+        return TaskRead(*row)
+
+    async def trash(self, caller: Caller, owner_id: UUID, *, page: int, limit: int) -> Page[TrashedTask]:
+        """One page of the owner's trash, most recently deleted first."""
+        rows, total = await self.repository.trash_page(caller, owner_id, datetime.now(UTC), page=page, limit=limit)
+        return Page.of([TrashedTask(*row) for row in rows], total=total, page=page, limit=limit)
 
     async def changes(self, caller: Caller, owner_id: UUID, cursor: str | None, limit: int) -> ChangePage:
         """The changes to ``owner_id``'s tasks after ``cursor`` (None: from the beginning), in commit order.
