@@ -29,6 +29,7 @@ from todo_service.drain import DrainOnStop
 from todo_service.events.wiring import LiveEvents
 from todo_service.http.body_schema import StrictBodySchema
 from todo_service.http.errors import exception_to_response, status_of
+from todo_service.http.front_door import FrontDoor
 from todo_service.http.headers import TransportSecurity, ensure_request_id
 from todo_service.http.openapi import openapi_config
 from todo_service.http.query import check_query
@@ -239,10 +240,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"context": context}),
         # Every middleware, outermost first: the one place their order is stated.
         middleware=[
-            *transport.middleware(
-                openapi
-            ),  # request id (first: every response carries it), host, body deadline, docs CSP
-            request_logging.middleware,  # log context and the access line's clock, right inside the request id
+            # First, one layer: the request id (every response carries it), the Host check, the body
+            # deadline, then the log context and the access line's clock (http/front_door.py).
+            FrontDoor(transport.allowed_hosts, transport.body_timeout, request_logging),
             *([metrics.middleware] if metrics else []),  # outside limits and auth: counts their 429s and 401s
             *([rate_limiter.refused_callers] if rate_limiter else []),  # a 401 counts per IP: bad tokens are limited
             jwt_auth.middleware,  # the caller, from the bearer token (routes opt out with exclude_from_auth)

@@ -1,4 +1,4 @@
-"""Request ids, security headers, CORS settings, trusted hosts and the docs pages' CSP, piece by piece."""
+"""Request ids, security headers, CORS settings and trusted hosts, piece by piece (the docs' CSP: test_docs_pages)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,11 @@ import uuid
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import (
-    JsonRenderPlugin,
-    RedocRenderPlugin,
-    ScalarRenderPlugin,
-    SwaggerRenderPlugin,
-)
-from litestar.router import Router
 
 from todo_service.core.errors import ClientClosedRequest, RequestTimeout
 from todo_service.core.request_context import REQUEST_ID_KEY, request_id_of
 from todo_service.core.settings import SettingsError
-from todo_service.http.body import RequestBodyMiddleware
-from todo_service.http.docs_csp import DocsPolicy, docs_policies, inline_scripts
+from todo_service.http.body import bounded_receive
 from todo_service.http.headers import (
     API_CSP,
     SecurityHeaders,
@@ -29,13 +20,9 @@ from todo_service.http.headers import (
     sane_request_id,
 )
 from todo_service.http.hosts import AllowedHosts, host_of
-from todo_service.http.openapi import openapi_config
 
 if TYPE_CHECKING:
     from litestar.types import Message, Scope
-
-# MDN's example: the hash of the inline script ``alert('Hello, world.');``.
-HELLO_WORLD_HASH = "'sha256-qznLcsROx4GACP2dm0UCKCzCG+HiZ1guq6ZZDob/Tng='"
 
 
 def scope_with(*headers: tuple[bytes, bytes], path: str = "/api/v1/users/me") -> Scope:
@@ -225,97 +212,6 @@ def test_host_of_without_a_host_header_is_empty() -> None:
     assert host_of(scope_with()) == ""
 
 
-# The docs pages' CSP
-
-
-def test_inline_scripts_skip_external_ones_and_normalise_newlines() -> None:
-    html = (
-        b"<script src='https://cdn.example/a.js' crossorigin></script>"
-        b"<SCRIPT type='text/javascript'>one();\r\ntwo();</SCRIPT>"
-        b"<script data-src='x'>three();</script>"
-        b'<script id="api-reference" data-url="/x">\n</script>'
-    )
-    assert list(inline_scripts(html)) == [b"one();\ntwo();", b"three();", b"\n"]
-
-
-def test_policy_hashes_each_inline_script() -> None:
-    policy = DocsPolicy({"default-src": ("'none'",), "script-src": ("https://cdn.example/a.js",)})
-    header = policy.header_for(b"<script>alert('Hello, world.');</script><script src=x></script>").decode()
-    assert header == f"default-src 'none'; script-src https://cdn.example/a.js {HELLO_WORLD_HASH}"
-
-
-def test_policy_without_any_script_allows_none() -> None:
-    assert DocsPolicy({"default-src": ("'none'",)}).header_for(b"<p>hi</p>") == b"default-src 'none'; script-src 'none'"
-
-
-def directives(policy: DocsPolicy) -> dict[str, set[str]]:
-    return {name: set(sources) for name, sources in policy.directives.items()}
-
-
-def test_docs_pages_are_those_the_plugins_render() -> None:
-    pages = docs_policies(openapi_config("1.0"))
-    assert openapi_config("1.0", enabled=False) is None
-    assert set(pages) == {
-        "/api/docs",
-        "/api/docs/",
-        "/api/docs/swagger",
-        "/api/docs/swagger/",
-        "/api/docs/redoc",
-        "/api/docs/redoc/",
-    }
-    assert pages["/api/docs"] is pages["/api/docs/"]
-
-
-def test_each_renderer_gets_only_its_own_sources() -> None:
-    scalar = ScalarRenderPlugin(path="/", js_url="https://cdn.example/scalar.js?v=1", css_url="/static/scalar.css")
-    swagger = SwaggerRenderPlugin(path="/swagger")
-    redoc = RedocRenderPlugin(path="/redoc", google_fonts=False)
-    config = OpenAPIConfig(
-        title="t", version="1", render_plugins=[scalar, swagger, redoc, JsonRenderPlugin()], path="/schema"
-    )
-    pages = docs_policies(config)
-    assert set(pages) == {
-        "/schema",
-        "/schema/",
-        "/schema/swagger",
-        "/schema/swagger/",
-        "/schema/redoc",
-        "/schema/redoc/",
-    }
-    scalar_policy = directives(pages["/schema"])
-    assert scalar_policy["script-src"] == {"https://cdn.example/scalar.js"}
-    assert scalar_policy["style-src"] == {"'unsafe-inline'", "'self'"}
-    assert scalar_policy["font-src"] == {"https://fonts.scalar.com"}
-    assert scalar_policy["connect-src"] == {"'self'"}
-    swagger_policy = directives(pages["/schema/swagger"])
-    assert swagger_policy["script-src"] == {swagger.js_url, swagger.standalone_preset_js_url}
-    assert swagger_policy["style-src"] == {"'unsafe-inline'", swagger.css_url}
-    assert "font-src" not in swagger_policy
-    assert "worker-src" not in swagger_policy
-    redoc_policy = directives(pages["/schema/redoc"])
-    assert redoc_policy["script-src"] == {redoc.js_url}
-    assert redoc_policy["worker-src"] == {"blob:"}
-    assert redoc_policy["style-src"] == {"'unsafe-inline'"}  # no Google Fonts when they are off
-    assert "connect-src" not in redoc_policy
-    for policy in (scalar_policy, swagger_policy, redoc_policy):
-        assert policy["default-src"] == {"'none'"}
-        assert policy["frame-ancestors"] == {"'none'"}
-        assert "'unsafe-eval'" not in policy["script-src"]
-        assert "'unsafe-inline'" not in policy["script-src"]
-
-
-def test_docs_router_path_wins_over_the_config_path() -> None:
-    config = OpenAPIConfig(
-        title="t",
-        version="1",
-        path="/ignored",
-        render_plugins=[SwaggerRenderPlugin(path="/ui")],
-        openapi_router=Router(path="/docs/", route_handlers=[]),
-    )
-    assert set(docs_policies(config)) == {"/docs/ui", "/docs/ui/"}
-    assert docs_policies(None) == {}
-
-
 # The request body deadline, on its own
 
 BODY_PART = {"type": "http.request", "body": b"{", "more_body": True}
@@ -344,7 +240,7 @@ async def run_body_middleware(deadline: float, script: list[dict[str, Any] | flo
     async def send(message: Any) -> None:
         raise AssertionError(message)
 
-    await RequestBodyMiddleware(deadline).handle(scope_with(), cast("Any", receive), send, app)
+    await app(scope_with(), bounded_receive(cast("Any", receive), deadline), send)
     return received
 
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-
 from todo_service.core.errors import ClientClosedRequest, RequestTimeout
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+    from litestar.types import Receive, ReceiveMessage
 
-__all__ = ("RequestBodyMiddleware",)
+__all__ = ("bounded_receive",)
 
 
-class RequestBodyMiddleware(ASGIMiddleware):
-    """Bounds the time spent waiting for a request body, and tells a client that left from a bug.
+def bounded_receive(receive: Receive, timeout: float) -> Receive:
+    """``receive`` that bounds the time spent waiting for a request body, and tells a client that left from a bug.
 
     - The body must arrive within ``timeout`` seconds of waiting in all (``REQUEST_BODY_TIMEOUT_SECONDS``):
       time the app spends elsewhere does not count, each wait for the next chunk does. Past it,
@@ -28,32 +25,24 @@ class RequestBodyMiddleware(ASGIMiddleware):
       an error. Once the body is complete, receive is left alone: a streaming response still
       learns of the disconnect as usual.
     """
+    budget = timeout
+    complete = False
+    clock = asyncio.get_running_loop().time
 
-    scopes = (ScopeType.HTTP,)
+    async def bounded() -> ReceiveMessage:
+        nonlocal budget, complete
+        if complete:
+            return await receive()
+        started = clock()
+        try:
+            async with asyncio.timeout(max(budget, 0)):
+                message = await receive()
+        except TimeoutError:
+            raise RequestTimeout(f"The request body did not arrive within {timeout:g}s") from None
+        budget -= clock() - started
+        if message["type"] == "http.disconnect":
+            raise ClientClosedRequest
+        complete = not message.get("more_body", False)
+        return message
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the request on with a bounded ``receive``."""
-        budget = self.timeout
-        complete = False
-        clock = asyncio.get_running_loop().time
-
-        async def bounded_receive() -> ReceiveMessage:
-            nonlocal budget, complete
-            if complete:
-                return await receive()
-            started = clock()
-            try:
-                async with asyncio.timeout(max(budget, 0)):
-                    message = await receive()
-            except TimeoutError:
-                raise RequestTimeout(f"The request body did not arrive within {self.timeout:g}s") from None
-            budget -= clock() - started
-            if message["type"] == "http.disconnect":
-                raise ClientClosedRequest
-            complete = not message.get("more_body", False)
-            return message
-
-        await next_app(scope, bounded_receive, send)
+    return bounded

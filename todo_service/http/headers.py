@@ -1,13 +1,13 @@
 """Transport hygiene: request ids, security headers, CORS, trusted hosts, request body deadlines.
 
-:meth:`TransportSecurity.middleware` heads the app's middleware list (see ``create_app``) and
+The front door (``front_door.py``) heads the app's middleware list (see ``create_app``) and
 :class:`TransportSecurity`, a plugin, adds the rest in its ``on_app_init``:
 
-- :class:`RequestIdMiddleware` comes first, so the id is in the scope state
-  (``request_id_of(scope)``) before authentication, rate limiting, handlers and the exception
-  handler run: logs and the audit trail can use it.
-- Then the trusted-host check (two ``Host`` headers always, other hosts when ``ALLOWED_HOSTS``
-  is not ``*``), the request body deadline (:class:`RequestBodyMiddleware`) and the docs pages' policy.
+- The front door gives the request its id first (:func:`ensure_request_id`), so the id is in the
+  scope state (``request_id_of(scope)``) before authentication, rate limiting, handlers and the
+  exception handler run: logs and the audit trail can use it.
+- Then, in the same layer, the trusted-host check (two ``Host`` headers always, other hosts when
+  ``ALLOWED_HOSTS`` is not ``*``) and the request body deadline (``body.py``).
 - A ``before_send`` hook writes the headers. App middleware does not run for unknown-route 404s,
   405s or CORS preflights, and errors raised by middleware are sent past it; the hook sees every
   response. When the middleware never ran, the hook assigns the id by the same rules.
@@ -30,24 +30,19 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 from litestar.config.cors import CORSConfig
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from litestar.plugins import InitPlugin
 from litestar.routes import HTTPRoute
 
 from todo_service.core.request_context import REQUEST_ID_KEY
 from todo_service.core.settings import Settings, SettingsError
-from todo_service.http.body import RequestBodyMiddleware
-from todo_service.http.docs_csp import DocsPolicyMiddleware, docs_policies
-from todo_service.http.hosts import AllowedHosts, TrustedHostMiddleware
+from todo_service.http.hosts import AllowedHosts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from litestar.config.app import AppConfig
-    from litestar.openapi import OpenAPIConfig
     from litestar.routes import BaseRoute
-    from litestar.types import ASGIApp, Message, Method, Receive, Scope, Send
+    from litestar.types import Message, Method, Scope
 
 __all__ = (
     "API_CSP",
@@ -56,8 +51,6 @@ __all__ = (
     "CORS_REQUEST_HEADERS",
     "REQUEST_ID_HEADER",
     "AllowHeader",
-    "RequestBodyMiddleware",
-    "RequestIdMiddleware",
     "SecurityHeaders",
     "TransportSecurity",
     "cors_config",
@@ -110,17 +103,6 @@ def ensure_request_id(scope: Scope) -> str:
             break
     state[REQUEST_ID_KEY] = request_id = request_id or uuid.uuid4().hex
     return request_id
-
-
-class RequestIdMiddleware(ASGIMiddleware):
-    """Gives the request its id before anything else runs (see :func:`ensure_request_id`)."""
-
-    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Assign the id, then pass the request on."""
-        ensure_request_id(scope)
-        await next_app(scope, receive, send)
 
 
 def _encode(headers: Sequence[tuple[str, str]]) -> tuple[tuple[bytes, bytes], ...]:
@@ -258,7 +240,7 @@ def cors_config(origins: Sequence[str]) -> CORSConfig | None:
 
 
 class TransportSecurity(InitPlugin):
-    """Everything above, built once from the settings; a plugin (its middleware is listed by ``create_app``)."""
+    """Everything above, built once from the settings; a plugin (``create_app`` lists the front door)."""
 
     def __init__(self, settings: Settings) -> None:
         self.headers = SecurityHeaders(hsts_max_age=settings.hsts_max_age)
@@ -266,18 +248,6 @@ class TransportSecurity(InitPlugin):
         self.allowed_hosts = AllowedHosts.parse(settings.allowed_hosts)
         self.allow = AllowHeader()
         self.body_timeout = settings.request_body_timeout_seconds
-
-    def middleware(self, openapi: OpenAPIConfig | None) -> list[ASGIMiddleware]:
-        """The transport's middleware, outermost first; the app lists them at the front of its own."""
-        # Always: it also refuses a request with two Host headers, whatever ALLOWED_HOSTS says.
-        middleware: list[ASGIMiddleware] = [
-            RequestIdMiddleware(),
-            TrustedHostMiddleware(self.allowed_hosts),
-            RequestBodyMiddleware(self.body_timeout),
-        ]
-        if pages := docs_policies(openapi):
-            middleware.append(DocsPolicyMiddleware(pages))
-        return middleware
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """The response headers and CORS (the middleware is in the app's list)."""

@@ -3,7 +3,7 @@
 Litestar's own ``AllowedHostsConfig`` is not used: it compares the whole ``Host`` value, port
 included, case-sensitively (``api.example.com:8443`` or ``API.example.com`` are refused when
 ``api.example.com`` is allowed), redirects ``www.`` hosts by default, and answers with a body of
-its own instead of the contract's error body. This middleware compares the host name alone
+its own instead of the contract's error body. :func:`check_host` (run by the front door) compares the host name alone
 (lower-cased, without port or trailing dot) with a set of names and of ``*.`` suffixes, and
 raises an :class:`AppError` that the app's exception handler turns into the contract's body.
 
@@ -11,7 +11,7 @@ A request with more than one ``Host`` header is refused the same way, whatever `
 says (RFC 9112, section 3.2: a server must answer 400 to it): a proxy and the application could
 each read a different one, which is how cache poisoning and routing around a host check work.
 
-Like every app middleware it runs only for requests that match a route: an unknown path answers
+Like every app middleware, the front door runs only for requests that match a route: an unknown path answers
 404 whatever its ``Host`` (nothing is built from the host there).
 """
 
@@ -20,18 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
-
 from todo_service.core.errors import AppError
 from todo_service.core.settings import SettingsError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from litestar.types import ASGIApp, Receive, Scope, Send
+    from litestar.types import Scope
 
-__all__ = ("AllowedHosts", "InvalidHost", "TrustedHostMiddleware", "host_count", "host_of")
+__all__ = ("AllowedHosts", "InvalidHost", "check_host", "host_count", "host_of")
 
 _HOST = b"host"
 
@@ -97,25 +94,16 @@ def host_count(scope: Scope) -> int:
     return sum(1 for name, _ in scope.get("headers", ()) if name.lower() == _HOST)
 
 
-class TrustedHostMiddleware(ASGIMiddleware):
-    """Refuses requests with several ``Host`` headers, or (with ``allowed``) for other hosts.
+def check_host(scope: Scope, allowed: AllowedHosts | None) -> None:
+    """Refuse a request with several ``Host`` headers, or (with ``allowed``) for another host.
 
-    It runs before authentication or rate limiting look at the request.
+    It runs before authentication or rate limiting look at the request (the front door).
+
+    Raises:
+        InvalidHost: several ``Host`` headers; or, with ``allowed``, none or another host.
     """
+    if host_count(scope) > 1:
+        raise InvalidHost("The request has more than one Host header")
+    if allowed is not None and not allowed.allows(host_of(scope)):
+        raise InvalidHost
 
-    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
-
-    def __init__(self, allowed: AllowedHosts | None) -> None:
-        self.allowed = allowed
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Pass the request on when it has at most one ``Host`` header, naming an allowed host.
-
-        Raises:
-            InvalidHost: several ``Host`` headers; or, with ``allowed``, none or another host.
-        """
-        if host_count(scope) > 1:
-            raise InvalidHost("The request has more than one Host header")
-        if self.allowed is not None and not self.allowed.allows(host_of(scope)):
-            raise InvalidHost
-        await next_app(scope, receive, send)

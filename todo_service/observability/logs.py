@@ -11,7 +11,7 @@ left without a handler, which turns uvicorn's access log off (``todo-service run
 This module is ``logs``, not ``logging``: ruff's A005 refuses a module that shadows the stdlib.
 
 Inside a request every record carries ``request_id``, ``trace_id``, ``span_id``, ``route`` (the
-path template) and ``user_id``: a middleware right inside the request-id one (before
+path template) and ``user_id``: the transport's front door, right after the request id (before
 authentication, rate limits, metrics, the handler) keeps the request's ASGI scope in a context
 variable, read when a record is written. Trace ids come from a function passed in
 (``create_app`` passes ``telemetry.current_trace_ids``), "no trace" by default.
@@ -30,14 +30,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
 import msgspec
-from litestar.enums import ScopeType
 from litestar.logging.config import BaseLoggingConfig
-from litestar.middleware import ASGIMiddleware
 from litestar.plugins import InitPlugin
 
 from todo_service.core.request_context import REQUEST_ID_KEY, ClientAddress, request_id_of
@@ -47,7 +45,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from litestar.config.app import AppConfig
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import Message, Scope
     from litestar.types.callable_types import GetLogger
 
     from todo_service.core.settings import Settings
@@ -184,7 +182,7 @@ def configure_logging(
     client sent none); by default the id already in the scope is read.
 
     Returns:
-        The request side, a plugin (the access log, Litestar's logging) with a middleware (request context).
+        The request side, a plugin (the access log, Litestar's logging) with the request context (enter/leave).
     """
     root = logging.getLogger()
     handler = LogHandler(json=settings.effective_log_format == "json", trace_ids=trace_ids, stream=stream)
@@ -203,21 +201,6 @@ def configure_logging(
     logging.captureWarnings(capture=True)
     _adopt_library_loggers()
     return RequestLogging(ClientAddress(settings.trusted_proxies), ensure_request_id)
-
-
-class _RequestContext(ASGIMiddleware):
-    """Starts the request's clock and makes its scope the log context (right inside the request id)."""
-
-    scopes = (ScopeType.HTTP,)
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Run the request with its scope as the context of every record it logs."""
-        scope.setdefault("state", {})[_STARTED] = time.perf_counter()
-        token = _current_request.set(scope)
-        try:
-            await next_app(scope, receive, send)
-        finally:
-            _current_request.reset(token)
 
 
 class _LitestarLogging(BaseLoggingConfig):
@@ -243,17 +226,25 @@ class _LitestarLogging(BaseLoggingConfig):
 class RequestLogging(InitPlugin):
     """The access log and the request log context of one app, as a plugin.
 
-    Its middleware (:attr:`middleware`) is not inserted by the plugin: ``create_app`` lists it.
+    It inserts no middleware: the transport's front door calls :meth:`enter` and :meth:`leave`.
     """
 
     def __init__(self, client_address: ClientAddress, ensure_request_id: Callable[[Scope], str | None]) -> None:
         self.client_address = client_address
         self.ensure_request_id = ensure_request_id
 
-    @property
-    def middleware(self) -> ASGIMiddleware:
-        """The log context of a request and its clock: right inside the transport's middleware."""
-        return _RequestContext()
+    def enter(self, scope: Scope) -> Token[Scope | None]:
+        """Start the request's clock and make its scope the context of every record it logs.
+
+        The transport's front door calls it, right after the request id and the Host check, and
+        :meth:`leave` once the request is done.
+        """
+        scope.setdefault("state", {})[_STARTED] = time.perf_counter()
+        return _current_request.set(scope)
+
+    def leave(self, token: Token[Scope | None]) -> None:
+        """The request is done: its scope is no longer the log context."""
+        _current_request.reset(token)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """The access line (a ``before_send`` hook) and Litestar's logging left to ours."""
