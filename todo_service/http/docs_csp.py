@@ -1,23 +1,23 @@
 """The Content-Security-Policy of the interactive API docs (Scalar, Swagger UI, ReDoc).
 
-The API's own policy allows nothing; the docs pages need their CDN files and a few more sources.
-Each page's policy is built once, from its render plugin's configuration:
+The API's own policy allows nothing; the docs pages need their scripts and a few more sources, all
+served by the service itself (:mod:`todo_service.http.docs_assets`), so no policy names another
+host. Each page's policy is built once, from its render plugin's configuration:
 
-- ``script-src``: the exact URLs of the plugin's scripts (a path-qualified source, not the whole
-  CDN host, which serves every npm package), plus the SHA-256 hash of each inline script of the
-  page (Swagger UI and ReDoc embed the schema in one). No ``'unsafe-inline'``, no ``'unsafe-eval'``.
-- ``style-src``: the exact stylesheet URLs and ``'unsafe-inline'``: all three inject ``<style>``
+- ``script-src``: ``'self'`` for the plugin's scripts, plus the SHA-256 hash of each inline script of
+  the page (Swagger UI and ReDoc embed the schema in one, Scalar its options). No
+  ``'unsafe-inline'``, no ``'unsafe-eval'``.
+- ``style-src``: the stylesheets (``'self'``) and ``'unsafe-inline'``: all three inject ``<style>``
   elements and ``style`` attributes at run time.
-- ``img-src``: ``data:`` (icons inlined in the CSS) and the favicon.
-- per renderer: Scalar's web fonts (``fonts.scalar.com``) and ``connect-src 'self'`` (it fetches
-  the schema, and "try it" requests go to this API); Swagger UI ``connect-src 'self'`` ("try it
-  out"); ReDoc Google Fonts when enabled (``fonts.googleapis.com`` styles, ``fonts.gstatic.com``
-  fonts), ``worker-src blob:`` (its search index runs in a worker built from a blob) and the
-  Redocly logo in its footer.
+- ``img-src``: ``data:`` (icons inlined in the CSS and scripts) and the favicon.
+- per renderer: ``connect-src 'self'`` for Scalar (it fetches the schema; "try it" requests go to
+  this API) and Swagger UI ("try it out"); ``worker-src blob:`` for ReDoc (its search index runs in
+  a worker built from a blob). ReDoc's sidebar always shows Redocly's logo from Redocly's CDN: the
+  policy refuses it, and ReDoc hides the image when it fails to load.
 
-The inline scripts' hashes depend on the schema, so :class:`DocsPolicyMiddleware` buffers each
-docs page (a few hundred KB at most, and only on these paths) and hashes its inline scripts before
-sending the headers. Every other path passes straight through after one dictionary lookup.
+The inline scripts' hashes depend on the schema, so the policy is set by the docs router's
+``after_request`` hook (:meth:`DocsPolicies.after_request`) on the page actually rendered: only the
+docs routes pay for it, never an API request.
 """
 
 from __future__ import annotations
@@ -25,23 +25,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from litestar.enums import MediaType, ScopeType
-from litestar.middleware import ASGIMiddleware
+from litestar.enums import MediaType
 from litestar.openapi.plugins import RedocRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
-    from litestar.openapi import OpenAPIConfig
+    from litestar import Response
     from litestar.openapi.plugins import OpenAPIRenderPlugin
-    from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-__all__ = ("DocsPolicy", "DocsPolicyMiddleware", "docs_policies", "inline_scripts")
+__all__ = ("CSP_HEADER", "DocsPolicies", "DocsPolicy", "inline_scripts")
 
-CSP_HEADER = b"content-security-policy"
+CSP_HEADER = "Content-Security-Policy"
 # Directives every docs page has, before the renderer's own.
 _BASE: dict[str, tuple[str, ...]] = {
     "default-src": ("'none'",),
@@ -52,13 +50,13 @@ _BASE: dict[str, tuple[str, ...]] = {
     "base-uri": ("'none'",),
     "form-action": ("'none'",),
 }
-# What each renderer loads or does beyond the script and style URLs it is configured with.
+# What each renderer does beyond loading the script and style URLs it is configured with.
 _NEEDS: dict[type[OpenAPIRenderPlugin], dict[str, tuple[str, ...]]] = {
-    ScalarRenderPlugin: {"font-src": ("https://fonts.scalar.com",), "connect-src": ("'self'",)},
+    ScalarRenderPlugin: {"connect-src": ("'self'",)},
     SwaggerRenderPlugin: {"connect-src": ("'self'",)},
-    # ReDoc's footer shows Redocly's logo from its CDN.
-    RedocRenderPlugin: {"worker-src": ("blob:",), "img-src": ("https://cdn.redoc.ly/redoc/logo-mini.svg",)},
+    RedocRenderPlugin: {"worker-src": ("blob:",)},
 }
+# Only when a ReDoc plugin is configured with google_fonts=True (this service's is not).
 _GOOGLE_FONTS: dict[str, tuple[str, ...]] = {
     "style-src": ("https://fonts.googleapis.com/css",),
     "font-src": ("https://fonts.gstatic.com",),
@@ -67,12 +65,14 @@ _SCRIPT_URL_ATTRIBUTES = ("js_url", "standalone_preset_js_url")
 _STYLE_URL_ATTRIBUTES = ("css_url",)
 _HREF = re.compile(r"""\bhref\s*=\s*["']([^"']+)["']""")
 _SCRIPT = re.compile(rb"<script\b(?P<attrs>[^>]*)>(?P<text>.*?)</script", re.IGNORECASE | re.DOTALL)
-_SRC_ATTRIBUTE = re.compile(rb"(?:^|\s)src\s*=", re.IGNORECASE)
+_SRC_ATTRIBUTE = re.compile(rb"""(?:^|\s)src\s*=\s*["']?(?P<url>[^"'\s>]*)""", re.IGNORECASE)
 
 
 def _source(url: str) -> str:
-    """A CSP source for ``url``: the URL itself without query (absolute), or ``'self'`` (relative)."""
+    """A CSP source for ``url``: ``'self'`` (relative), ``data:``, or the absolute URL without query."""
     parts = urlsplit(url)
+    if parts.scheme == "data":
+        return "data:"
     if not parts.netloc:
         return "'self'"
     return f"{parts.scheme or 'https'}://{parts.netloc}{parts.path}"
@@ -83,6 +83,13 @@ def inline_scripts(html: bytes) -> Iterator[bytes]:
     for match in _SCRIPT.finditer(html):
         if not _SRC_ATTRIBUTE.search(match["attrs"]):
             yield match["text"].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def script_urls(html: bytes) -> Iterator[str]:
+    """The ``src`` of each ``<script>`` that has one."""
+    for match in _SCRIPT.finditer(html):
+        if src := _SRC_ATTRIBUTE.search(match["attrs"]):
+            yield src["url"].decode("utf-8", "replace")
 
 
 class DocsPolicy:
@@ -110,63 +117,41 @@ class DocsPolicy:
             add(name, *sources)
         return cls({name: tuple(sources) for name, sources in directives.items()})
 
-    def header_for(self, html: bytes) -> bytes:
+    def header_for(self, html: bytes) -> str:
         """The header value for this page: the fixed sources plus a hash per inline script."""
         hashes = tuple(
             f"'sha256-{base64.b64encode(hashlib.sha256(text).digest()).decode()}'" for text in inline_scripts(html)
         )
         scripts = (*self.directives.get("script-src", ()), *hashes) or ("'none'",)
         directives = {**self.directives, "script-src": scripts}
-        return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items()).encode()
+        return "; ".join(f"{name} {' '.join(sources)}" for name, sources in directives.items())
 
 
-def docs_policies(config: OpenAPIConfig | None) -> dict[str, DocsPolicy]:
-    """The policy of each HTML docs page, by request path (with and without a trailing slash)."""
-    if config is None:
-        return {}
-    base = (config.openapi_router.path if config.openapi_router else config.path or "/schema").rstrip("/")
-    pages: dict[str, DocsPolicy] = {}
-    for plugin in config.render_plugins:
-        if plugin.media_type != MediaType.HTML:
-            continue
-        policy = DocsPolicy.of(plugin)
-        for path in plugin.paths:
-            page = f"{base}/{path.strip('/')}".rstrip("/") or "/"
-            pages[page] = pages[f"{page.rstrip('/')}/"] = policy
-    return pages
+class DocsPolicies:
+    """The policy of each docs page, known by the script its renderer loads (a hook has no request)."""
 
+    def __init__(self, plugins: Iterable[OpenAPIRenderPlugin]) -> None:
+        self.by_script: dict[str, DocsPolicy] = {}
+        for plugin in plugins:
+            if plugin.media_type == MediaType.HTML and (js_url := getattr(plugin, "js_url", None)):
+                self.by_script.setdefault(js_url, DocsPolicy.of(plugin))
 
-class DocsPolicyMiddleware(ASGIMiddleware):
-    """Sets each docs page's policy, hashing the inline scripts of the page actually sent."""
+    def policy_of(self, html: bytes) -> DocsPolicy | None:
+        """The policy of the renderer whose script this page loads; None for any other page."""
+        for url in script_urls(html):
+            if policy := self.by_script.get(url):
+                return policy
+        return None
 
-    scopes = (ScopeType.HTTP,)
+    async def after_request(self, response: Response[Any]) -> Response[Any]:
+        """Give a rendered docs page its policy (other docs responses keep the API's).
 
-    def __init__(self, pages: Mapping[str, DocsPolicy]) -> None:
-        self.pages = pages
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        """Buffer a docs page (only those) to put its policy in the headers."""
-        policy = self.pages.get(scope["path"])
-        if policy is None:
-            await next_app(scope, receive, send)
-            return
-        start: list[HTTPResponseStartEvent] = []
-        body: list[bytes] = []
-
-        async def send_with_policy(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] == 200:  # noqa: PLR2004
-                start.append(message)
-                return
-            if message["type"] == "http.response.body" and start:
-                body.append(message.get("body", b""))
-                if message.get("more_body", False):
-                    return
-                page = b"".join(body)
-                headers = [header for header in start[0].get("headers", ()) if header[0].lower() != CSP_HEADER]
-                start[0]["headers"] = [*headers, (CSP_HEADER, policy.header_for(page))]
-                await send(start[0])
-                await send({"type": "http.response.body", "body": page, "more_body": False})
-                return
-            await send(message)
-
-        await next_app(scope, receive, send_with_policy)
+        Async: Litestar runs a synchronous hook in a worker thread.
+        """
+        # The asset files arrive here too, as ASGI file responses: they have no content.
+        content = getattr(response, "content", None)
+        if not isinstance(content, bytes) or response.media_type != MediaType.HTML:
+            return response
+        if policy := self.policy_of(content):
+            response.set_header(CSP_HEADER, policy.header_for(content))
+        return response

@@ -1,4 +1,9 @@
-"""OpenAPI docs (Scalar, Swagger UI, ReDoc) and the documented error responses of every route."""
+"""OpenAPI docs (Scalar, Swagger UI, ReDoc) and the documented error responses of every route.
+
+The three pages load their scripts from the service itself (:mod:`todo_service.http.docs_assets`),
+pinned by the packages that carry them, and each gets its own CSP from the docs router's
+``after_request`` hook (:mod:`todo_service.http.docs_csp`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
-from litestar.openapi.plugins import RedocRenderPlugin, ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import (
+    OpenAPIRenderPlugin,
+    RedocRenderPlugin,
+    ScalarRenderPlugin,
+    SwaggerRenderPlugin,
+)
 from litestar.openapi.spec import Example, Tag
 from litestar.router import Router
 
@@ -28,6 +38,8 @@ from todo_service.core.errors import (
     ValidationFailed,
 )
 from todo_service.core.request_context import RATE_LIMIT
+from todo_service.http.docs_assets import REDOC, SCALAR, SWAGGER_UI, asset_routers
+from todo_service.http.docs_csp import DocsPolicies
 from todo_service.http.hosts import InvalidHost
 from todo_service.observability.traces import UNTRACED
 
@@ -39,14 +51,15 @@ __all__ = (
     "DOCS_PATH",
     "PUBLIC",
     "WITH_BODY",
+    "docs_plugins",
     "error_responses",
     "openapi_config",
 )
 
 DOCS_PATH = "/api/docs"
-SCALAR_VERSION = "1.72.1"
-# ReDoc 3 no longer loads as a plain script tag (it uses import.meta): stay on 2.x.
-REDOC_JS_URL = "https://cdn.jsdelivr.net/npm/redoc@2.5.4/bundles/redoc.standalone.js"
+# No favicon request at all (Litestar's default icon is on a CDN); Swagger UI has its own.
+_NO_FAVICON = "<link rel='icon' href='data:,'>"
+_EMPTY_STYLESHEET = "data:text/css,"
 
 # Errors any route may answer, and those of routes that need a token or take a body.
 PUBLIC: tuple[type[AppError], ...] = (MalformedRequest, InvalidHost, ValidationFailed, RateLimited, InternalError)
@@ -97,6 +110,43 @@ def _refuse_unknown_docs_path(request: Request[Any, Any, Any]) -> None:
         raise NotFoundException
 
 
+def docs_plugins(docs_path: str) -> list[OpenAPIRenderPlugin]:
+    """Scalar, Swagger UI and ReDoc, each loading its files from the service (see docs_assets)."""
+    return [
+        ScalarRenderPlugin(
+            path="/",
+            js_url=SCALAR.url(docs_path, "js/scalar.standalone.js"),
+            # Scalar's bundle injects its own styles; the page must link a stylesheet (Litestar's
+            # default is on a CDN): an empty one, inline.
+            css_url=_EMPTY_STYLESHEET,
+            favicon=_NO_FAVICON,
+            options={
+                "withDefaultFonts": False,  # its fonts are on its CDN: the system's instead
+                "telemetry": False,
+                # On localhost Scalar shows a toolbar of its hosted services and an "Ask AI" agent
+                # that would send the schema to Scalar's servers: neither belongs in our docs.
+                "showDeveloperTools": "never",
+                "agent": {"disabled": True},
+                "mcp": {"disabled": True},
+            },
+        ),
+        SwaggerRenderPlugin(
+            path="/swagger",
+            js_url=SWAGGER_UI.url(docs_path, "swagger-ui-bundle.js"),
+            css_url=SWAGGER_UI.url(docs_path, "swagger-ui.css"),
+            standalone_preset_js_url=SWAGGER_UI.url(docs_path, "swagger-ui-standalone-preset.js"),
+            favicon=f"<link rel='icon' type='image/png' href='{SWAGGER_UI.url(docs_path, 'favicon-32x32.png')}'>",
+        ),
+        # ReDoc 3 no longer loads as a plain script tag (it uses import.meta): 2.x.
+        RedocRenderPlugin(
+            path="/redoc",
+            js_url=REDOC.url(docs_path, "bundles/redoc.standalone.js"),
+            google_fonts=False,
+            favicon=_NO_FAVICON,
+        ),
+    ]
+
+
 def openapi_config(version: str, *, enabled: bool = True) -> OpenAPIConfig | None:
     """Scalar at ``/api/docs``, Swagger UI and ReDoc beside it, the schema at ``/api/docs/openapi.json``.
 
@@ -105,6 +155,7 @@ def openapi_config(version: str, *, enabled: bool = True) -> OpenAPIConfig | Non
     """
     if not enabled:
         return None
+    plugins = docs_plugins(DOCS_PATH)
     return OpenAPIConfig(
         title="Todo Service API",
         version=version,
@@ -119,17 +170,13 @@ def openapi_config(version: str, *, enabled: bool = True) -> OpenAPIConfig | Non
             Tag(name="tasks", description="A user's tasks"),
             Tag(name="system", description="Health and readiness probes"),
         ],
-        render_plugins=[
-            # Pinned: "latest" would let a CDN release change (or break) the pages, and their CSP.
-            ScalarRenderPlugin(path="/", version=SCALAR_VERSION),
-            SwaggerRenderPlugin(path="/swagger"),
-            RedocRenderPlugin(path="/redoc", js_url=REDOC_JS_URL),
-        ],
+        render_plugins=plugins,
         openapi_router=Router(
             path=DOCS_PATH,
-            route_handlers=[],
+            route_handlers=asset_routers(),  # the pages' scripts, under <docs>/assets/
             include_in_schema=False,
             before_request=_refuse_unknown_docs_path,
+            after_request=DocsPolicies(plugins).after_request,  # each page's CSP, on the docs routes only
             opt={RATE_LIMIT: False, UNTRACED: True},  # the docs are never rate limited, nor traced
         ),
         use_handler_docstrings=True,
