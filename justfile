@@ -83,6 +83,7 @@ _servers:
         missing+=(postgresql)
     fi
     if ! command -v redis-server > /dev/null; then missing+=(redis-server); fi
+    if ! command -v chromium > /dev/null; then missing+=(chromium); fi  # the docs pages in a real browser
     if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
         echo "missing for the tests: ${missing[*]}: install them (or set TEST_DATABASE_URL instead of PostgreSQL)" >&2; exit 1
