@@ -9,7 +9,7 @@ Both packages are made for a web framework (Django, star-openapi) that the servi
 are never imported (``__init__`` of the first imports Django), only located, and ``pyproject.toml``
 states their metadata without those frameworks. Each UI is served under a versioned path, so a
 browser may keep a file for a year; :data:`ASSETS` records each file's npm package, version and
-SHA-256, which the tests check against the installed files (ADR 0005, docs/api.md).
+SHA-256, which the tests check against the installed files (ADR 0006, docs/operations.md).
 """
 
 from __future__ import annotations
