@@ -43,6 +43,10 @@ bench-servers *args: sync
 profile scenario="s2_get": sync
     bench/profile.sh {{ scenario }}
 
+# The scaled-out topology for real: nginx over 3 replicas, PgBouncer (transaction mode) before PostgreSQL, Redis; prints its figures
+scale-test *args: sync _servers
+    uv run --frozen pytest -p no:randomly -s -q tests/scale {{ args }}
+
 # Lint, check formatting, type-check (strict) and lint the Containerfile
 lint: sync
     uv run --frozen ruff check .
@@ -74,7 +78,7 @@ fmt: sync
     uv run --frozen ruff format .
     uv run --frozen ruff check --fix .
 
-# Servers for the tests: PostgreSQL binaries (unless TEST_DATABASE_URL is set) and redis-server
+# Servers for the tests: PostgreSQL binaries (unless TEST_DATABASE_URL is set), redis-server, and pgbouncer and nginx (the scale-out tests)
 _servers:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -83,6 +87,8 @@ _servers:
         missing+=(postgresql)
     fi
     if ! command -v redis-server > /dev/null; then missing+=(redis-server); fi
+    if ! command -v pgbouncer > /dev/null && [[ ! -x /usr/sbin/pgbouncer ]]; then missing+=(pgbouncer); fi
+    if ! command -v nginx > /dev/null && [[ ! -x /usr/sbin/nginx ]]; then missing+=(nginx); fi
     if ! command -v chromium > /dev/null; then missing+=(chromium); fi  # the docs pages in a real browser
     if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
