@@ -17,9 +17,26 @@ sync:
 migrate: sync
     uv run --frozen todo-service database upgrade --no-prompt
 
-# Migrate, then serve the API on http://127.0.0.1:8000 (docs at /api/docs)
-run host="127.0.0.1" port="8000": migrate
-    uv run --frozen todo-service run --host {{ host }} --port {{ port }}
+# Migrate, then serve the API on http://127.0.0.1:8000 (docs at /api/docs): `just run port=8080 host=0.0.0.0`, or any `todo-service run` option (`just run --port 8080 -W 2`)
+[positional-arguments]
+run *args:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    options=()
+    for arg in "$@"; do
+        case "$arg" in
+            port=*) options+=(--port "${arg#port=}") ;;
+            host=*) options+=(--host "${arg#host=}") ;;
+            *) options+=("$arg") ;;
+        esac
+    done
+    # One process: `run --migrate` migrates, then serves (a `migrate` step first imported the whole app twice).
+    exec uv run --frozen todo-service run --migrate "${options[@]}"
+
+# `just run` with auto-reload: the worker restarts when a file under todo_service/ changes (takes the same arguments)
+[positional-arguments]
+dev *args:
+    @{{ just_executable() }} --justfile {{ justfile() }} run --reload "$@"
 
 # The whole test suite, on SQLite and a real PostgreSQL (and a real Redis), with coverage (>= 90%, auth and security code 100%)
 test *args: sync _servers
@@ -42,10 +59,6 @@ bench-servers *args: sync
 # Where one worker's CPU goes under load (py-spy), on the last benchmark run's data: just profile s1_list
 profile scenario="s2_get": sync
     bench/profile.sh {{ scenario }}
-
-# The scaled-out topology for real: nginx over 3 replicas, PgBouncer (transaction mode) before PostgreSQL, Redis; prints its figures
-scale-test *args: sync _servers
-    uv run --frozen pytest -p no:randomly -s -q tests/scale {{ args }}
 
 # Lint, check formatting, type-check (strict) and lint the Containerfile
 lint: sync
@@ -78,7 +91,7 @@ fmt: sync
     uv run --frozen ruff format .
     uv run --frozen ruff check --fix .
 
-# Servers for the tests: PostgreSQL binaries (unless TEST_DATABASE_URL is set), redis-server, and pgbouncer and nginx (the scale-out tests)
+# Servers for the tests: PostgreSQL binaries (unless TEST_DATABASE_URL is set) and redis-server
 _servers:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -87,8 +100,6 @@ _servers:
         missing+=(postgresql)
     fi
     if ! command -v redis-server > /dev/null; then missing+=(redis-server); fi
-    if ! command -v pgbouncer > /dev/null && [[ ! -x /usr/sbin/pgbouncer ]]; then missing+=(pgbouncer); fi
-    if ! command -v nginx > /dev/null && [[ ! -x /usr/sbin/nginx ]]; then missing+=(nginx); fi
     if ! command -v chromium > /dev/null; then missing+=(chromium); fi  # the docs pages in a real browser
     if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then

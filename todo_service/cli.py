@@ -8,21 +8,30 @@ register as one).
 from __future__ import annotations
 
 import asyncio
+import importlib
+import logging
+import multiprocessing
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 import msgspec
 from litestar.plugins import CLIPluginProtocol
 from rich_click import RichCommand
+from sqlalchemy import make_url
 
 from todo_service.audit.log import Event, Outcome
 from todo_service.core.errors import AppError
 from todo_service.core.schema import Email
-from todo_service.core.settings import SettingsError
+from todo_service.core.settings import Settings, SettingsError, normalize_database_url
+from todo_service.db.database import create_engine, wait_for_database
 from todo_service.db.models import Role
+from todo_service.http.openapi import DOCS_PATH
+from todo_service.observability.logs import configure_logging
 from todo_service.security.passwords import check_password_policy
+from todo_service.system.schema import UPGRADE_COMMAND, SchemaState, read_schema_state
 from todo_service.users.services import UserService
 
 if TYPE_CHECKING:
@@ -30,20 +39,33 @@ if TYPE_CHECKING:
 
     from todo_service.app import AppContext
 
-__all__ = ("ProjectCommands", "main")
+__all__ = ("ProjectCommands", "main", "prepare_database", "where_to_find")
+
+logger = logging.getLogger("todo_service.run")
 
 APP_FACTORY = "todo_service.app:create_app"
 SERVED_APP_FACTORY = "todo_service.app:create_served_app"  # what granian's workers load (drains on SIGTERM)
+PACKAGE_DIR = Path(__file__).resolve().parent  # what ``run --reload`` watches
 _GRANIAN_LOGGERS = ("_granian", "granian.access")
+_ALL_ADDRESSES = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104  (shown, not bound)
 
 
 def main() -> None:
-    """Run Litestar's CLI on the service; a bad setting stops it with one line naming the variable."""
-    os.environ.setdefault("LITESTAR_APP", APP_FACTORY)
-    from litestar.cli.main import litestar_group  # noqa: PLC0415  (after LITESTAR_APP is set)
+    """Run the command; a bad setting stops it with one line naming the variable.
 
+    ``run`` does not go through Litestar's CLI: to list its commands, that CLI builds the app in this
+    process (``create_app``: settings, engine, logging, telemetry), and ``run``'s worker then built
+    its own. ``run`` needs neither here; the workers build the only app.
+    """
+    args = sys.argv[1:]
     try:
-        litestar_group()
+        if args[:1] == ["run"]:
+            run.main(args[1:], prog_name="todo-service run")
+        else:
+            os.environ.setdefault("LITESTAR_APP", APP_FACTORY)
+            from litestar.cli.main import litestar_group  # noqa: PLC0415  (after LITESTAR_APP is set)
+
+            litestar_group()
     except SettingsError as exc:
         sys.exit(f"todo-service: {exc}")
 
@@ -57,12 +79,22 @@ class ProjectCommands(CLIPluginProtocol):
         # hands its commands the ``app`` they ask for.
         users = cli.group("users", help="Manage accounts.")(_users)
         users.add_command(create_admin)
-        cli.add_command(run)  # in place of Litestar's (uvicorn) run
+        cli.add_command(run)  # in place of Litestar's (uvicorn) run; listed by --help
 
 
 @click.command("run", cls=RichCommand)
-@click.option("--host", "-H", envvar="LITESTAR_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", "-p", envvar="LITESTAR_PORT", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option(
+    "--host", "-H", envvar=["HOST", "LITESTAR_HOST"], default="127.0.0.1", show_default=True, help="Address to bind."
+)
+@click.option(
+    "--port",
+    "-p",
+    envvar=["PORT", "LITESTAR_PORT"],
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to bind.",
+)
 @click.option(
     "--web-concurrency",
     "--wc",
@@ -73,8 +105,19 @@ class ProjectCommands(CLIPluginProtocol):
     show_default=True,
     help="Worker processes.",
 )
-def run(host: str, port: int, web_concurrency: int) -> None:
+@click.option(
+    "--reload", is_flag=True, help="Restart the workers when a file under todo_service/ changes (development)."
+)
+@click.option(
+    "--migrate",
+    is_flag=True,
+    help="Bring the database schema up to date before serving, PostgreSQL too (development; SQLite always is).",
+)
+def run(host: str, port: int, web_concurrency: int, *, reload: bool, migrate: bool) -> None:
     """Serve the API with granian: worker processes, each running the app on uvloop.
+
+    Host and port: the option, else ``HOST`` / ``PORT``, else ``LITESTAR_HOST`` / ``LITESTAR_PORT``,
+    else 127.0.0.1:8000. Before serving, the schema is checked (:func:`prepare_database`).
 
     On SIGTERM (or SIGINT) the service first drains (``todo_service/drain.py``): no new connection
     is taken, every one already queued or accepted is read and answered. Then granian stops: its
@@ -89,6 +132,20 @@ def run(host: str, port: int, web_concurrency: int) -> None:
 
     from todo_service.drain import draining_server  # noqa: PLC0415  (only the command that serves needs it)
 
+    settings = Settings.from_env()
+    # This process's lines (granian's supervisor's among them) go through the service's handler.
+    configure_logging(settings)
+    if reload:
+        # Fresh interpreters for the workers: a forked one would keep this process's modules, old code.
+        multiprocessing.set_start_method("spawn", force=True)
+    else:
+        # Made or read here, once: the forked workers share it, and its warning is logged once.
+        _ = settings.signing_key
+    prepare_database(settings, migrate=migrate)
+    if not reload:
+        # Imported once, here: the forked workers inherit the modules and only build the app.
+        importlib.import_module(SERVED_APP_FACTORY.partition(":")[0])
+
     server = draining_server()(
         SERVED_APP_FACTORY,
         factory=True,
@@ -100,12 +157,74 @@ def run(host: str, port: int, web_concurrency: int) -> None:
         http=HTTPModes.http1,
         websockets=False,
         log_access=False,  # the app writes its own access log (observability/logs.py)
-        # granian's own lines (its supervisor's too) go through the service's handler, at LOG_LEVEL:
-        # the app factory ran in this process already (the CLI loads the app) and installed it.
+        # granian's own lines go through the service's handler (installed above), at LOG_LEVEL.
         log_level=LogLevels.notset,
         log_dictconfig={"loggers": {name: {"handlers": [], "propagate": True} for name in _GRANIAN_LOGGERS}},
+        reload=reload,
+        reload_paths=[PACKAGE_DIR],
+        reload_ignore_worker_failure=True,  # a file saved half-written: wait for the next change
     )
+    line = where_to_find(host, port, docs=settings.docs_enabled)
+    server.on_startup(lambda: logger.info("%s", line))  # once the port is bound
     server.serve()
+
+
+def where_to_find(host: str, port: int, *, docs: bool) -> str:
+    """The line that says where the API and its docs are."""
+    shown = _ALL_ADDRESSES.get(host, host)
+    base = f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+    everywhere = " (every address of this machine)" if host in _ALL_ADDRESSES else ""
+    guide = f" - docs at {base}{DOCS_PATH}" if docs else " - docs off (DOCS_ENABLED=false)"
+    return f"todo-service listening on {base}{everywhere}{guide}"
+
+
+def prepare_database(settings: Settings, *, migrate: bool) -> None:
+    """Before serving: SQLite (or any database, with ``migrate``) is brought up to the migrations' head.
+
+    PostgreSQL whose schema is behind stops the command with one line saying what to run: replicas
+    would race to migrate, and a release migrates once, before its servers start (docs/operations.md).
+    """
+    state = asyncio.run(_schema_state(settings))
+    if state is None or not state.behind:
+        return
+    url = make_url(normalize_database_url(settings.database_url))
+    if url.get_backend_name() != "sqlite" and not migrate:
+        sys.exit(
+            f"todo-service: the database schema is {state.describe()}: run `{UPGRADE_COMMAND}` "
+            "(or `just migrate`), then start again"
+        )
+    where = url.database if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
+    logger.info("database %s is %s: migrating it now", where, state.describe())
+    _upgrade(settings)
+    logger.info("database %s migrated to %s", where, ", ".join(sorted(state.heads)))
+
+
+def _upgrade(settings: Settings) -> None:
+    # Advanced Alchemy's Alembic commands, as ``todo-service database upgrade`` runs them (its own event loop).
+    from advanced_alchemy.alembic.commands import AlembicCommands  # noqa: PLC0415  (only when migrating)
+
+    from todo_service.db.database import database_config  # noqa: PLC0415
+
+    AlembicCommands(sqlalchemy_config=database_config(settings)).upgrade("head")
+
+
+async def _schema_state(settings: Settings) -> SchemaState | None:
+    """The schema's state, once the database answers; None when it does not and the start must not wait."""
+    engine = create_engine(settings)
+    try:
+        try:
+            await wait_for_database(
+                engine, attempts=max(settings.db_connect_attempts, 1), first_pause=settings.db_connect_retry_seconds
+            )
+        except RuntimeError as exc:
+            if settings.db_connect_attempts:
+                sys.exit(f"todo-service: {exc}")
+            logger.warning("database not reachable: schema not checked (readiness reports both until it answers)")
+            return None
+        async with engine.connect() as connection:
+            return await connection.run_sync(read_schema_state)
+    finally:
+        await engine.dispose()
 
 
 def _users() -> None:

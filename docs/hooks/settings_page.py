@@ -42,8 +42,12 @@ PROSE: dict[str, dict[str, str]] = {
         "app_env": "`production` turns on the production safeguards: `SECRET_KEY` must be set, at least 32 "
         "characters and not a placeholder; logs default to JSON.",
         "secret_key": "The HS256 key that signs access tokens, and the key the audit trail's email hashes are "
-        "derived from. Empty outside production: a random key per process, with a warning (tokens then "
-        "die with the process and are not shared between workers). Generate one with `openssl rand -hex 32`.",
+        "derived from. Empty outside production: the development key of `DEV_SECRET_KEY_FILE`, with one "
+        "warning at start. Generate one with `openssl rand -hex 32`.",
+        "dev_secret_key_file": "Outside production, without `SECRET_KEY`: a key is made on first use, written "
+        "to this file (mode 0600, relative to the working directory; `.gitignore` lists the default) and read "
+        "again at every start, so a restart signs nobody out and every worker signs alike. Never read in "
+        "production. Where the file cannot be written, a key for the process only, with a warning.",
         "max_body_bytes": "A larger request body answers 413 `PAYLOAD_TOO_LARGE`.",
         "request_body_timeout_seconds": "The request body must arrive within this many seconds of waiting; "
         "otherwise 408 `REQUEST_TIMEOUT` and the connection is closed, so a client that trickles bytes "

@@ -150,8 +150,13 @@ def test_development_accepts_a_short_key() -> None:
     assert from_env(SECRET_KEY="dev").signing_key == "dev"
 
 
-def test_generated_signing_key_is_stable_within_the_process() -> None:
-    first, second = from_env(), from_env(ACCESS_TOKEN_EXPIRE_MINUTES="5")
+def test_generated_signing_key_is_stable_within_the_process(tmp_path: Path) -> None:
+    # The development key is kept in a file (tests/unit/test_run_command.py): here, not in the checkout.
+    key_file = str(tmp_path / "dev-key")
+    first, second = (
+        from_env(DEV_SECRET_KEY_FILE=key_file),
+        from_env(ACCESS_TOKEN_EXPIRE_MINUTES="5", DEV_SECRET_KEY_FILE=key_file),
+    )
     assert first.secret_key == second.secret_key == ""
     assert first.signing_key == second.signing_key
     assert len(first.signing_key) >= 32

@@ -18,7 +18,7 @@ from limits import parse as parse_rate_limit
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ("Settings", "SettingsError", "normalize_database_url")
+__all__ = ("Settings", "SettingsError", "development_key", "normalize_database_url")
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     app_env: AppEnv = "development"
     database_url: str = "sqlite+aiosqlite:///todo.db"
     secret_key: str = ""
+    # Outside production without SECRET_KEY: the key made on first use is kept in this file (mode
+    # 0600) and read again at every start, so a restart does not sign everyone out.
+    dev_secret_key_file: str = ".dev-secret-key"  # noqa: S105  (a file name, not a secret)
     access_token_expire_minutes: Annotated[int, msgspec.Meta(ge=1, le=24 * 60)] = 30
     log_level: LogLevel = "INFO"
     log_format: LogFormat | None = None
@@ -190,8 +193,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     @property
     def signing_key(self) -> str:
-        """The JWT signing key: ``SECRET_KEY``, or outside production a generated per-process key."""
-        return self.secret_key or _generated_secret_key()
+        """The key tokens are signed with: ``SECRET_KEY``, or (outside production) the development key.
+
+        Production never gets here without ``SECRET_KEY``: ``__post_init__`` refuses to build it.
+
+        Raises:
+            SettingsError: ``DEV_SECRET_KEY_FILE`` exists but holds no usable key.
+        """
+        return self.secret_key or development_key(Path(self.dev_secret_key_file).absolute())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, *, env_file: str | Path | None = ".env") -> Settings:
@@ -274,13 +283,65 @@ def _explain(message: str, fields: Mapping[str, str]) -> str:
 
 
 @cache
-def _generated_secret_key() -> str:
-    """One random key per process, so every app the CLI builds in this process agrees."""
+def development_key(path: Path) -> str:
+    """The development signing key kept in ``path``: read, or made (mode 0600) the first time.
+
+    Once per process (every app built in it, and every worker forked from it, use the same key, and
+    the warning is logged once). Where the file cannot be kept (a read-only directory), a random key
+    for this process only, with a warning that says so.
+
+    Raises:
+        SettingsError: the file exists but holds no usable key.
+    """
+    try:
+        key, made = _read_or_make_key(path)
+    except OSError as exc:
+        logger.warning(
+            "SECRET_KEY is not set and no development key can be kept in %s (%s): using a random key for "
+            "this process only, so tokens will not survive a restart. Set SECRET_KEY.",
+            path,
+            exc.strerror or type(exc).__name__,
+        )
+        return secrets.token_urlsafe(48)
     logger.warning(
-        "SECRET_KEY is not set: using a random per-process key. Tokens will not survive a restart "
-        "or work across several workers; set SECRET_KEY for anything but local development."
+        "SECRET_KEY is not set: signing with the development key %s %s (kept across restarts; "
+        "never used with APP_ENV=production). Set SECRET_KEY for anything but local development.",
+        "made in" if made else "from",
+        path,
     )
-    return secrets.token_urlsafe(48)
+    return key
+
+
+def _read_key(path: Path) -> str:
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < _MIN_PRODUCTION_SECRET_LENGTH:
+        msg = f"DEV_SECRET_KEY_FILE: {path} holds no usable key; delete it to have a new one made"
+        raise SettingsError(msg)
+    return key
+
+
+def _read_or_make_key(path: Path) -> tuple[str, bool]:
+    """The key in ``path`` and False; or a new key written there and True.
+
+    Written to a file of this process first, then linked into place: a process that starts at the
+    same moment either makes the link or finds the whole key, never half of it.
+    """
+    if path.exists():
+        return _read_key(path), False
+    key = secrets.token_urlsafe(48)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    draft.unlink(missing_ok=True)
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(key + "\n")
+        os.link(draft, path)
+    except FileExistsError:  # another process made it first: its key is the one
+        return _read_key(path), False
+    finally:
+        draft.unlink(missing_ok=True)
+    return key, True
 
 
 def normalize_database_url(url: str) -> str:
