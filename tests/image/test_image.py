@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -56,6 +57,14 @@ GRACE_PERIOD = 30
 MAX_IMAGE_MB = 450
 APP_UID = "10001"
 PASSWORD = "Correct-Horse-42"
+TOOLS = ("podman",) if OFFICIAL else ("podman", "debootstrap")
+
+# Cheap check first, before any fixture starts a server; whether podman runs containers is the
+# `podman` fixture's to find out. `IMAGE_TEST=required` turns both into failures.
+pytestmark = pytest.mark.skipif(
+    not REQUIRED and not all(shutil.which(tool) for tool in TOOLS),
+    reason=f"needs {' and '.join(TOOLS)} (`just image-test` installs them)",
+)
 
 
 def note(line: str) -> None:
