@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+from pathlib import Path
 
 import pytest
 from litestar import Litestar, Response
@@ -43,6 +44,15 @@ def test_the_pinned_packages_are_those_installed() -> None:
     assert importlib.metadata.version("star-openapi-scalar") == SCALAR.version
     assert importlib.metadata.version("drf-spectacular-sidecar") == "2026.10.1"
     assert (SWAGGER_UI.version, REDOC.version) == ("5.33.1", "2.5.4")
+
+
+def test_the_readme_and_the_operations_guide_name_the_versions_served(project_root: Path) -> None:
+    readme = (project_root / "README.md").read_text()
+    guide = (project_root / "docs" / "operations.md").read_text()
+    for name, asset in (("Scalar", SCALAR), ("Swagger UI", SWAGGER_UI), ("ReDoc", REDOC)):
+        assert f"{name} {asset.version}" in readme
+        assert f"| {name} | {asset.version} |" in guide
+    assert "cdn" not in readme.lower()
 
 
 def test_a_missing_carrier_package_says_what_to_do() -> None:
