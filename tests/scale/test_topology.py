@@ -31,7 +31,7 @@ from tests.servers import fresh_postgres_database, redis_server
 from tests.webhook_receiver import webhook_receiver
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
 
     from tests.processes import LiveService
     from tests.scale.servers import Nginx, PgBouncer
@@ -67,9 +67,10 @@ def _upstream(base_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def topology(postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
+async def topology(postgres_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Topology]:
+    """The whole topology, started once for the module (the replicas side by side), stopped after it."""
     name = f"todo_scale_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-    direct = asyncio.run(fresh_postgres_database(postgres_admin_url, name))
+    direct = await fresh_postgres_database(postgres_admin_url, name)
     workdir = tmp_path_factory.mktemp("scale")
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
