@@ -6,7 +6,7 @@ service's own code (``TokenIssuer``, ``SECRET_KEY`` from the environment), so wr
 one of them. Tasks respect the schema of migrations 0001-0005: a revision per row (below the
 current transaction id, in the order of ``updated_at``, as the change feed expects), timestamps
 36 s apart going back from now (100 tasks an hour), a third completed, priorities in turn, some
-due dates (and, from migration 0006 on, the owner's default list). The triggers on tasks (live
+due dates, and what later migrations require (LATER_COLUMNS: the default list, a rank). The triggers on tasks (live
 events, webhook outbox) are off during the seed: nobody listens yet.
 
 Writes, in OUT:
@@ -58,10 +58,10 @@ SELECT gen_random_uuid(), u, now(), now() + interval '30 days', NULL FROM unnest
 RETURNING id, user_id
 """
 # $1 owners, $2 tasks each, $3 the highest revision to hand out (below the current transaction id).
-# {list_column} and {list_value}: the owner's default list, from migration 0006 on (empty before it).
+# {more_columns} and {more_values}: the columns later migrations added (LATER_COLUMNS) that need a value.
 TASKS_SQL = """
 INSERT INTO tasks (id, user_id, title, description, completed, priority, due_date, completed_at, revision,
-                   deleted_at, created_at, updated_at{list_column})
+                   deleted_at, created_at, updated_at{more_columns})
 SELECT gen_random_uuid(), o.u,
        'Task ' || g || CASE WHEN g % 100 = 0 THEN ' quarterly' ELSE '' END,
        'Seeded task ' || g || ' for the load benchmark',
@@ -72,10 +72,19 @@ SELECT gen_random_uuid(), o.u,
        1 + ((g - 1)::bigint * ($3 - 1)) / $2,
        NULL,
        now() - ($2 - g) * interval '36 seconds',
-       now() - ($2 - g) * interval '36 seconds'{list_value}
+       now() - ($2 - g) * interval '36 seconds'{more_values}
   FROM unnest($1::uuid[]) AS o(u), generate_series(1, $2::int) g
 """
-DEFAULT_LIST = "(SELECT l.id FROM task_lists l WHERE l.user_id = o.u AND l.is_default)"
+# Required columns of later migrations: the owner's default list (0006); a rank in the manual order,
+# unique among the list's top-level tasks, in tasks/ranks.py's form (0007).
+LATER_COLUMNS = {
+    "list_id": "(SELECT l.id FROM task_lists l WHERE l.user_id = o.u AND l.is_default)",
+    "position": "'n0' || lpad(g::text, 15, '0') || '1'",
+}
+REQUIRED_SQL = """
+SELECT column_name FROM information_schema.columns
+ WHERE table_name = 'tasks' AND is_nullable = 'NO' AND column_default IS NULL
+"""
 # The feed's position an hour ago: the last change older than an hour, in (revision, id) order.
 HOUR_AGO_SQL = """
 SELECT revision, id FROM tasks WHERE user_id = $1 AND updated_at <= now() - interval '1 hour'
@@ -96,10 +105,16 @@ async def users(db: asyncpg.Connection, prefix: str, count: int, password_hash: 
 
 async def tasks(db: asyncpg.Connection, owners: list[uuid.UUID], each: int, top_revision: int) -> None:
     """``each`` tasks for every owner, in one statement per 200,000 rows."""
-    lists = await db.fetchval(
-        "SELECT count(*) FROM information_schema.columns WHERE table_name = 'tasks' AND column_name = 'list_id'"
+    required = {row["column_name"] for row in await db.fetch(REQUIRED_SQL)}
+    given = {"id", "user_id", "title", "completed", "priority", "created_at", "updated_at"}
+    unknown = required - given - LATER_COLUMNS.keys()
+    if unknown:
+        sys.exit(f"seed_sql: tasks has required columns this seeder does not know: {sorted(unknown)}")
+    more = [name for name in LATER_COLUMNS if name in required]
+    sql = TASKS_SQL.format(
+        more_columns="".join(f", {name}" for name in more),
+        more_values="".join(f", {LATER_COLUMNS[name]}" for name in more),
     )
-    sql = TASKS_SQL.format(list_column=", list_id" if lists else "", list_value=f", {DEFAULT_LIST}" if lists else "")
     per_batch = max(1, 200_000 // max(each, 1))
     for start in range(0, len(owners), per_batch):
         await db.execute(sql, owners[start : start + per_batch], each, top_revision)

@@ -1,0 +1,190 @@
+"""The hot routes' SQL reads ``tasks`` through its indexes, not a sequential scan, once a user has 100,000 tasks.
+
+On a real PostgreSQL: one user with 100,000 tasks beside 1,000 others with 200 each, ANALYZEd, then
+``EXPLAIN`` of the statements the routes really run: built by ``todo_service/tasks/queries.py``,
+compiled for asyncpg exactly as the app compiles them (:class:`CompiledStatement`), with the values
+a request gives them. None may scan ``tasks`` sequentially: a sequential scan reads every user's
+tasks, so its cost grows with the whole table instead of the page asked for (issue 16).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.servers import fresh_postgres_database, migrate
+from todo_service.db.compiled import CompiledStatement
+from todo_service.security.access import Caller, caller_params
+from todo_service.tasks.queries import (
+    AFTER_ID,
+    AFTER_REVISION,
+    FEED_LIMIT,
+    OWNER,
+    TASK,
+    page_params,
+    select_changes,
+    select_page,
+    select_task,
+)
+from todo_service.tasks.schemas import TaskFilters
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy.sql import Executable
+
+DATABASE = "todo_explain_hot_routes"
+BIG_USER_TASKS = 100_000
+OTHER_USERS, OTHER_TASKS = 1000, 200  # the big user holds a third of the table, as one of many would less
+PAGE_SIZE = 20
+# The page's placeholders (core/pagination.py fills them from the page number and size).
+PAGE_LIMIT, PAGE_OFFSET = "page_limit", "page_offset"
+
+# Seeding only (the statements under test come from the application): users, a live session each, tasks.
+USERS = """
+INSERT INTO users (id, email, first_name, last_name, password_hash, role, is_active, feed_floor, created_at, updated_at)
+SELECT gen_random_uuid(), 'explain-' || g || '@example.com', 'E', 'X', 'not-a-hash', 'user', true, 0, now(), now()
+  FROM generate_series(1, $1::int) g
+RETURNING id
+"""
+SESSIONS = """
+INSERT INTO auth_sessions (id, user_id, created_at, expires_at, revoked_at)
+SELECT gen_random_uuid(), u, now(), now() + interval '1 day', NULL FROM unnest($1::uuid[]) u
+RETURNING id, user_id
+"""
+TASKS = """
+INSERT INTO tasks (id, user_id, title, description, completed, priority, revision, created_at, updated_at{more_columns})
+SELECT gen_random_uuid(), o.u, 'Task ' || g, 'Seeded task ' || g, g % 3 = 0,
+       (ARRAY['low', 'medium', 'high', 'urgent'])[g % 4 + 1], g,
+       now() - g * interval '36 seconds', now() - g * interval '36 seconds'{more_values}
+  FROM unnest($1::uuid[]) AS o(u), generate_series(1, $2::int) g
+"""
+# Required columns of later migrations: the owner's default list (0006); a rank in the manual order,
+# unique among the list's top-level tasks (0007).
+LATER_COLUMNS = {
+    "list_id": "(SELECT l.id FROM task_lists l WHERE l.user_id = o.u AND l.is_default)",
+    "position": "'n0' || lpad(g::text, 15, '0') || '1'",
+}
+REQUIRED = """
+SELECT column_name FROM information_schema.columns
+ WHERE table_name = 'tasks' AND is_nullable = 'NO' AND column_default IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """The database, the big user (as the caller) and one of its tasks."""
+
+    url: str
+    caller: Caller
+    task_id: uuid.UUID
+
+
+@pytest.fixture(scope="module")
+async def seeded(postgres_admin_url: str) -> AsyncIterator[Seeded]:
+    """A migrated database of its own: the big user's 100,000 tasks and the others', ANALYZEd."""
+    url = await fresh_postgres_database(postgres_admin_url, DATABASE)
+    await asyncio.to_thread(migrate, url)
+    connection = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        required = {row["column_name"] for row in await connection.fetch(REQUIRED)}
+        more = [name for name in LATER_COLUMNS if name in required]
+        tasks_sql = TASKS.format(
+            more_columns="".join(f", {name}" for name in more),
+            more_values="".join(f", {LATER_COLUMNS[name]}" for name in more),
+        )
+        async with connection.transaction():
+            users = [row["id"] for row in await connection.fetch(USERS, OTHER_USERS + 1)]
+            sessions = {row["user_id"]: row["id"] for row in await connection.fetch(SESSIONS, users)}
+            big, others = users[0], users[1:]
+            # The tasks without their row triggers (live events, webhook outbox): no one listens, and
+            # 300,000 notifications would take most of the seeding time.
+            await connection.execute("SET LOCAL session_replication_role = replica")
+            await connection.execute(tasks_sql, [big], BIG_USER_TASKS)
+            await connection.execute(tasks_sql, others, OTHER_TASKS)
+        await connection.execute("ANALYZE")
+        task_id = await connection.fetchval(
+            "SELECT id FROM tasks WHERE user_id = $1 ORDER BY created_at LIMIT 1 OFFSET $2", big, BIG_USER_TASKS // 2
+        )
+    finally:
+        await connection.close()
+    yield Seeded(url, Caller(user_id=big, session_id=sessions[big]), task_id)
+    admin = create_async_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as server:
+            await server.execute(text(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()
+
+
+async def plan_of(url: str, statement: Executable, params: dict[str, Any]) -> dict[str, Any]:
+    """PostgreSQL's plan for ``statement`` compiled as the app compiles it, with these values."""
+    engine = create_async_engine(url)
+    try:
+        compiled = CompiledStatement.of(statement, engine.dialect)
+    finally:
+        await engine.dispose()
+    missing = set(compiled.names) - set(params) - set(compiled.fixed)
+    assert not missing, f"the statement takes values the test does not give: {missing}"
+    connection = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        raw = await connection.fetchval(f"EXPLAIN (FORMAT JSON) {compiled.sql}", *compiled.arguments(params))
+    finally:
+        await connection.close()
+    return dict((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
+
+
+def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every node of a plan, depth first."""
+    found = [plan]
+    for child in plan.get("Plans", ()):
+        found += nodes(child)
+    return found
+
+
+def page(seeded: Seeded, filters: TaskFilters) -> tuple[Executable, dict[str, Any]]:
+    """A listing's statement and values, as TaskRepository.page and fetch_page make them."""
+    values = {
+        **caller_params(seeded.caller),
+        OWNER: seeded.caller.user_id,
+        **page_params(filters),
+        PAGE_LIMIT: filters.limit,
+        PAGE_OFFSET: (filters.page - 1) * filters.limit,
+    }
+    return select_page(filters, own=True).rows, values
+
+
+def hot_routes(seeded: Seeded) -> dict[str, tuple[Executable, dict[str, Any]]]:
+    """Route -> (statement, values): what each hot route runs for the big user."""
+    mine = {**caller_params(seeded.caller), OWNER: seeded.caller.user_id}
+    return {
+        "list, first page": page(seeded, TaskFilters(page=1, limit=PAGE_SIZE)),
+        "list, page 500": page(seeded, TaskFilters(page=500, limit=PAGE_SIZE)),
+        "list, completed=false": page(seeded, TaskFilters(completed=False, page=1, limit=PAGE_SIZE)),
+        "get": (select_task(own=True), {**mine, TASK: seeded.task_id}),
+        "changes after a revision": (
+            select_changes("postgresql", own=True),
+            {**mine, AFTER_REVISION: BIG_USER_TASKS - 100, AFTER_ID: uuid.UUID(int=0), FEED_LIMIT: 100},
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "route", ["list, first page", "list, page 500", "list, completed=false", "get", "changes after a revision"]
+)
+async def test_no_sequential_scan_of_tasks(seeded: Seeded, route: str) -> None:
+    statement, values = hot_routes(seeded)[route]
+    plan = await plan_of(seeded.url, statement, values)
+    on_tasks = [node for node in nodes(plan) if node.get("Relation Name") == "tasks"]
+    assert on_tasks, f"{route}: the plan reads no tasks at all: {json.dumps(plan)[:2000]}"
+    scans = sorted({node["Node Type"] for node in on_tasks})
+    assert "Seq Scan" not in scans, f"{route}: sequential scan of tasks: {json.dumps(plan, indent=1)[:4000]}"
+    assert all(node.get("Index Name") for node in on_tasks if "Index" in node["Node Type"]), scans
