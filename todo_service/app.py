@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request
@@ -35,6 +36,12 @@ from todo_service.http.openapi import openapi_config
 from todo_service.http.query import check_query
 from todo_service.http.strict import StrictBodies
 from todo_service.idempotency.store import Idempotency
+from todo_service.labels.controllers import LabelController
+from todo_service.labels.repository import LabelRepository
+from todo_service.labels.services import LabelService
+from todo_service.lists.controllers import ListController
+from todo_service.lists.repository import ListRepository
+from todo_service.lists.services import ListService
 from todo_service.observability.logs import configure_logging
 from todo_service.observability.metrics import build_metrics
 from todo_service.observability.traces import build_tracing, current_trace_ids
@@ -46,8 +53,6 @@ from todo_service.security.passwords import Passwords
 from todo_service.security.sessions import session_pruner
 from todo_service.security.tokens import TokenIssuer, build_jwt_auth
 from todo_service.system.controllers import SystemController
-from todo_service.system.root import to_the_docs
-from todo_service.system.schema import schema_check
 from todo_service.system.services import ReadinessProbe, database_check
 from todo_service.tasks.controllers import TaskController
 from todo_service.tasks.cursors import Cursors
@@ -175,8 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     rate_limiter = build_rate_limiter(settings, on_limited=audit_rate_limited)
     # None when METRICS_ENABLED=false: then nothing is installed (no /metrics, no hooks).
     metrics = build_metrics(settings, engine, audit_log, rate_limiter, status_of=status_of)
-    # The schema check fails while the database is behind the migrations (system/schema.py).
-    checks = {"database": database_check(engine), "schema": schema_check(engine)}
+    checks = {"database": database_check(engine)}
     if rate_limiter is not None and settings.redis_url:
         checks["redis"] = rate_limiter.ping
     readiness = ReadinessProbe(
@@ -203,6 +207,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     live_events = LiveEvents(settings, task_service, jwt_auth)  # SSE: routes, listener, streams' end
 
+    def tasks_changed(owner_id: UUID) -> None:  # lists and labels move tasks: SQLite's live events hear of it
+        if task_service.on_change is not None:
+            task_service.on_change(owner_id)
+
+    list_service = ListService(
+        ListRepository(statements),
+        idempotency,
+        trash_retention=timedelta(days=settings.trash_retention_days),
+        on_change=tasks_changed,
+    )
+    label_service = LabelService(LabelRepository(statements), idempotency, on_change=tasks_changed)
+
     async def prune_sync_tables() -> str:
         tombstones = await task_repository.prune_tombstones(datetime.now(UTC) - tombstone_retention)
         keys = await idempotency.prune()
@@ -219,10 +235,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             UserController,
             TaskController,
+            ListController,
+            LabelController,
             WebhookController,
             AdminController,
             SystemController,
-            *([to_the_docs] if settings.docs_enabled else []),  # / redirects to the docs (307)
         ],
         # Each cross-cutting concern is a plugin adding its routes, before_send hooks, start-up and shutdown
         # steps in its on_app_init, in this order (Litestar runs them in list order); none inserts middleware.
@@ -259,6 +276,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "audit": Provide(provide_audit, sync_to_thread=False),
             "readiness": _singleton(readiness),
             "task_service": _singleton(task_service),
+            "list_service": _singleton(list_service),
+            "label_service": _singleton(label_service),
             "webhook_service": _singleton(webhooks.service),
         },
         exception_handlers={Exception: exception_to_response},

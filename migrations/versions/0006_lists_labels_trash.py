@@ -48,6 +48,13 @@ _LITE_TRIGGER = (
     "CREATE TRIGGER users_inbox AFTER INSERT ON users BEGIN "  # noqa: S608  (constants)
     f"INSERT INTO task_lists ({_INBOX_COLUMNS}) VALUES ({_LITE_INBOX.format(user='NEW.id')}); END"
 )
+# PostgreSQL's webhook trigger (0005) fired on any difference in the row; now, like SQLite's, when the
+# revision moves, which every change a client sees does: moving a deleted list's tombstones to the
+# Inbox (a foreign key needs it) must not deliver their deletes again.
+_PG_WEBHOOK_UPDATE = (
+    "CREATE TRIGGER tasks_webhooks_update AFTER UPDATE ON tasks FOR EACH ROW "
+    "WHEN ({condition}) EXECUTE FUNCTION webhooks_outbox()"
+)
 _BACKFILL = (
     "UPDATE tasks SET list_id = (SELECT l.id FROM task_lists AS l WHERE l.user_id = tasks.user_id AND l.is_default)"
 )
@@ -138,6 +145,8 @@ def upgrade() -> None:
     else:
         op.execute(_PG_FUNCTION)
         op.execute(_PG_TRIGGER)
+        op.execute("DROP TRIGGER tasks_webhooks_update ON tasks")
+        op.execute(_PG_WEBHOOK_UPDATE.format(condition="OLD.revision IS DISTINCT FROM NEW.revision"))
 
     op.add_column("tasks", sa.Column("list_id", GUID(length=16), nullable=True))
     op.add_column("tasks", sa.Column("trash_expires_at", DateTimeUTC(timezone=True), nullable=True))
@@ -171,6 +180,8 @@ def downgrade() -> None:
     else:
         op.execute("DROP TRIGGER IF EXISTS users_inbox ON users")
         op.execute("DROP FUNCTION IF EXISTS create_inbox()")
+        op.execute("DROP TRIGGER tasks_webhooks_update ON tasks")
+        op.execute(_PG_WEBHOOK_UPDATE.format(condition="OLD.* IS DISTINCT FROM NEW.*"))
     op.drop_table("task_labels")
     op.drop_table("labels")
     op.drop_table("task_lists")

@@ -60,6 +60,8 @@ def _query_plan(handler: HTTPRouteHandler) -> dict[str, _QueryParameter]:
             for key in ("ge", "le", "gt", "lt", "min_length", "max_length", "pattern")
             if (value := getattr(kwarg, key, None)) is not None
         }
+        if (max_items := getattr(kwarg, "max_items", None)) is not None:  # a repeated parameter: how many
+            constraints["max_length"] = max_items
         base = inner.annotation
         if constraints:
             base = Annotated[base, msgspec.Meta(**constraints)]
@@ -88,7 +90,7 @@ def query_problems(handler: HTTPRouteHandler, params: MultiDict[Any]) -> list[Fi
         if len(values) > 1 and not parameter.multiple:
             errors.append(FieldError(field=name, message="must be given once", source="query"))
             continue
-        value = values[0]
+        value = values if parameter.multiple else values[0]
         if parameter.flag:
             if value not in {"true", "false"}:
                 errors.append(FieldError(field=name, message="must be true or false", source="query"))
