@@ -45,7 +45,10 @@ config_apply() {
   export PROJECT_RESET_SQL="DELETE FROM tasks WHERE user_id = :'uid' OR title LIKE 'bench task %';"
   "$VENV/python" -u bench/otlp_sink.py "$dir/otlp-totals.txt" > "$dir/otlp-endpoint.txt" 2> "$dir/otlp.log" &
   CONFIG_PIDS+=($!)
-  for _ in $(seq 1 100); do [[ -s $dir/otlp-endpoint.txt ]] && break; sleep 0.1; done
+  for _ in $(seq 1 600); do  # its imports (grpc, protobuf) take seconds on a busy machine
+    [[ -s $dir/otlp-endpoint.txt ]] || ! kill -0 "${CONFIG_PIDS[-1]}" 2> /dev/null && break
+    sleep 0.1
+  done
   [[ -s $dir/otlp-endpoint.txt ]] || { cat "$dir/otlp.log" >&2; echo "bench: the OTLP receiver did not start" >&2; return 1; }
   OTEL_EXPORTER_OTLP_ENDPOINT=$(head -1 "$dir/otlp-endpoint.txt")
   export OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf
