@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import sqlite3
+import time
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -30,12 +33,12 @@ from todo_service.observability.traces import TRACE_ID_HEADER
 from todo_service.system.schema import migrations
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.factories import Client
     from tests.processes import LiveService
 
 KEY_WARNING = "SECRET_KEY is not set"
+ROOT = Path(__file__).resolve().parents[2]
+RELOAD_DEADLINE = 120
 
 
 def head() -> str:
@@ -276,3 +279,36 @@ async def test_the_root_is_not_traced(database_url: str) -> None:
     assert TRACE_ID_HEADER not in home.headers
     assert traced.status_code == 401
     assert TRACE_ID_HEADER in traced.headers
+
+
+# `just dev`: `run --reload` serves the code as it is edited
+
+
+def test_run_reload_serves_the_edited_code(tmp_path: Path) -> None:
+    """On a copy of the package (the test edits it): the worker restarts on the new code, a fresh interpreter."""
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "todo_service", source / "todo_service", ignore=ignore)
+    shutil.copytree(ROOT / "migrations", source / "migrations", ignore=ignore)
+    served = tmp_path / "served"
+    served.mkdir()
+    env = service_env(PYTHONPATH=str(source), LOG_LEVEL="INFO")
+
+    with running_service("--reload", cwd=served, env=env) as service:
+        assert httpx.get(f"{service.base_url}/", timeout=10).status_code == 307
+        root = source / "todo_service" / "system" / "root.py"
+        code = root.read_text()
+        assert "ROOT_REDIRECT_STATUS: Final = 307" in code
+        root.write_text(code.replace("ROOT_REDIRECT_STATUS: Final = 307", "ROOT_REDIRECT_STATUS: Final = 302"))
+
+        deadline = time.monotonic() + RELOAD_DEADLINE
+        status = None
+        while time.monotonic() < deadline and status != 302:
+            time.sleep(0.3)
+            try:
+                status = httpx.get(f"{service.base_url}/", timeout=5).status_code
+            except httpx.TransportError:
+                status = None  # between the old worker and the new one
+        assert status == 302, service.output()
+        assert log_lines(service, "Changes detected, reloading workers")
+        assert f"Added: {root}" in service.output() or f"Modified: {root}" in service.output()
