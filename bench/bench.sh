@@ -33,6 +33,8 @@ for name in "${names[@]}"; do
     *) echo "bench: unknown name $name (one of: all configs $CONFIGS $SCENARIOS_)" >&2; exit 2 ;;
   esac
 done
+# With `memory` in the same session, bare's extras keep their memory run short (the long one is `memory`'s).
+if [[ " ${runs[*]} " == *" memory "* ]]; then export EXTRAS_MEMORY_SECONDS=${EXTRAS_MEMORY_SECONDS:-120}; fi
 started=$(date +%s)
 for name in "${runs[@]}"; do
   echo "==== bench: $name ($(date -u +%H:%M:%S) UTC)"

@@ -8,7 +8,8 @@
 #   polling   "anything new?" the way sync clients ask it, beside s2_get in the same server, rounds
 #             alternated: the change feed with an up-to-date cursor (empty answer) and a task read with
 #             If-None-Match (304); each should serve at least as many requests/s as s2_get
-#   memory    the worker's resident memory during a long s4_mixed run (MEMORY_SECONDS, 600):
+#   memory    the worker's resident memory during a long s4_mixed run (EXTRAS_MEMORY_SECONDS, else
+#             MEMORY_SECONDS, else 600):
 #             after warm-up, then every 30 s, and at the end
 #
 # usage: bench/extras.sh RUN_DIR      (prints its report; bench/run.sh appends it to the table)
@@ -17,7 +18,7 @@ RUN=${1:?usage: extras.sh RUN_DIR}
 source "$(dirname "$0")/common.sh"
 PORT=${EXTRAS_PORT:-19060}
 SECONDS_EACH=${EXTRAS_SECONDS:-10}
-MEMORY_SECONDS=${MEMORY_SECONDS:-600}
+MEMORY_SECONDS=${EXTRAS_MEMORY_SECONDS:-${MEMORY_SECONDS:-600}}
 OUT=$RUN/extras
 mkdir -p "$OUT"
 seed_env "$RUN"
