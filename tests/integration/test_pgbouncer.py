@@ -134,6 +134,8 @@ def test_the_listener_connects_to_the_direct_url_and_the_setting_requires_it(dir
         make_settings(bounced, database_pgbouncer=True)
     with pytest.raises(ValueError, match="DATABASE_PGBOUNCER: only for a PostgreSQL"):
         make_settings("sqlite+aiosqlite:///x.db", database_pgbouncer=True, database_direct_url=direct_url)
+    with pytest.raises(ValueError, match="DATABASE_DIRECT_URL: expected a postgresql:// URL"):
+        make_settings(bounced, database_pgbouncer=True, database_direct_url="sqlite+aiosqlite:///x.db")
 
 
 async def test_every_task_path_works_through_transaction_pooling(
