@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from todo_service.core.errors import Forbidden, NotFound, PreconditionFailed
+from todo_service.core.errors import FieldError, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from todo_service.core.pagination import Page, PageNumber, PageSize
 from todo_service.core.schema import NO_NUL, MessageResponse
 from todo_service.db.models import Priority
@@ -31,6 +31,7 @@ from todo_service.tasks.schemas import (
     TaskCompletion,
     TaskCreate,
     TaskFilters,
+    TaskMove,
     TaskRead,
     TaskUpdate,
     TrashedTask,
@@ -106,13 +107,21 @@ class TaskController(Controller):
         completed_since: Annotated[
             datetime | None, QueryParameter(description="Only tasks completed at or after this time")
         ] = None,
+        parent_id: Annotated[
+            UUID | None,
+            QueryParameter(description="Only the subtasks of this task (sort=position: their manual order)"),
+        ] = None,
+        top_level: Annotated[
+            bool | None, QueryParameter(description="Only tasks without a parent (true), or only subtasks (false)")
+        ] = None,
         sort: Annotated[
             str,
             QueryParameter(
                 pattern=SORT_PATTERN,
                 description=(
                     "Comma-separated fields, '-' for descending: created_at, updated_at, due_date, priority, "
-                    "title, completed. Tasks without a due date come last; id breaks ties."
+                    "title, completed, position (the manual order among siblings: use it with list_id or "
+                    "parent_id). Tasks without a due date come last; id breaks ties."
                 ),
             ),
         ] = "-created_at",
@@ -132,6 +141,8 @@ class TaskController(Controller):
             labels=tuple(dict.fromkeys(label or ())),
             label_match=label_match,
             completed_since=completed_since,
+            parent_id=parent_id,
+            top_level=top_level,
             sort=tuple(sort.split(",")),
             page=page,
             limit=limit,
@@ -269,6 +280,45 @@ class TaskController(Controller):
         """Set ``completed``; ``completed_at`` is stamped on completion and cleared on reopening."""
         task = await task_service.complete(
             request.user, user_id, task_id, completed=data.completed, if_match=revisions_in(if_match)
+        )
+        return Response(task, headers={"ETag": task.etag})
+
+    @post(
+        "/{task_id:uuid}/move",
+        status_code=200,
+        summary="Move a task among its siblings",
+        responses=_WRITE_ERRORS,
+        response_headers=_ETAG,
+    )
+    async def move_task(  # noqa: PLR0913  (the path, the body, the precondition and the request's context)
+        self,
+        *,
+        user_id: FromPath[UUID],
+        task_id: FromPath[UUID],
+        data: JSONBody[TaskMove],
+        request: Request[Caller, Any, Any],
+        task_service: NamedDependency[TaskService],
+        if_match: IfMatch = None,
+    ) -> Response[TaskRead]:
+        """Put a task right after (``after``) or before (``before``) a sibling, or first/last (``null``).
+
+        Its ``position`` changes, and nothing else: no other task is rewritten (``sort=position`` lists
+        the new order). Exactly one of ``after`` and ``before``; the sibling must be in the same list
+        and under the same parent (422 otherwise).
+        """
+        sent = data.sent_fields()
+        if len(sent) != 1:
+            message = "give exactly one of after and before"
+            errors = [FieldError(field="after", message=message, source="body")]
+            raise ValidationFailed(f"Invalid body: {message}", errors=errors)
+        [(where, anchor_id)] = sent.items()
+        task = await task_service.move(
+            request.user,
+            user_id,
+            task_id,
+            anchor_id=anchor_id,
+            after=where == "after",
+            if_match=revisions_in(if_match),
         )
         return Response(task, headers={"ETag": task.etag})
 

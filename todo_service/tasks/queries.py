@@ -95,6 +95,7 @@ _SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
     "priority": _PRIORITY_RANK,
     "title": Task.title,
     "completed": Task.completed,
+    "position": Task.position,
 }
 # Placeholders of the statements below.
 OWNER, TASK, NOW = "owner_id", "task_id", "now"
@@ -134,6 +135,8 @@ class _Shape(NamedTuple):
     labels: int = 0  # how many label ids the label filter names
     all_labels: bool = False  # label_match=all
     completed_since: bool = False
+    parent_id: bool = False
+    top_level: bool | None = None
 
     @classmethod
     def of(cls, filters: TaskFilters) -> _Shape:
@@ -148,6 +151,8 @@ class _Shape(NamedTuple):
             labels=len(filters.labels),
             all_labels=filters.label_match == "all",
             completed_since=filters.completed_since is not None,
+            parent_id=filters.parent_id is not None,
+            top_level=filters.top_level,
         )
 
 
@@ -171,10 +176,15 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         conditions.append(Task.due_date < bindparam("due_before"))
     if shape.due_after:
         conditions.append(Task.due_date > bindparam("due_after"))
+    # overdue_at: the due instant, or the end of an all-day task's date in its zone (tasks/schedule.py).
     if shape.overdue is True:
-        conditions.extend([Task.due_date < _now(), Task.completed.is_(False)])
+        conditions.extend([Task.overdue_at < _now(), Task.completed.is_(False)])
     elif shape.overdue is False:
-        conditions.append(or_(Task.due_date.is_(None), Task.due_date >= _now(), Task.completed.is_(True)))
+        conditions.append(or_(Task.overdue_at.is_(None), Task.overdue_at >= _now(), Task.completed.is_(True)))
+    if shape.parent_id:
+        conditions.append(Task.parent_id == bindparam("parent_id", type_=Task.id.type))
+    if shape.top_level is not None:
+        conditions.append(Task.parent_id.is_(None) if shape.top_level else Task.parent_id.is_not(None))
     return conditions + _organised(shape)
 
 
@@ -226,6 +236,8 @@ def page_params(filters: TaskFilters) -> dict[str, Any]:
         params["list_id"] = filters.list_id
     if filters.completed_since is not None:
         params["completed_since"] = as_utc(filters.completed_since)
+    if filters.parent_id is not None:
+        params["parent_id"] = filters.parent_id
     params.update(label_params(filters.labels))
     return params
 

@@ -29,6 +29,7 @@ from todo_service.core.pagination import fetch_page
 from todo_service.db.models import Task
 from todo_service.security.access import caller_params, explain_refusal
 from todo_service.tasks.labelling import add_labels, count_labels, label_params, remove_other_labels
+from todo_service.tasks.ordering import new_rank
 from todo_service.tasks.queries import (
     AFTER_ID,
     AFTER_REVISION,
@@ -127,9 +128,15 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
     async def insert(
         self, caller: Caller, owner_id: UUID, values: dict[str, Any], *, db: Statements | None = None
     ) -> Row | None:
-        """Insert the task (every column of ``TASK_COLUMNS`` in ``values``), or None if the caller may not write."""
+        """Insert the task (every column of ``TASK_COLUMNS`` in ``values``), or None if the caller may not write.
+
+        Without them, it is a top-level task without a schedule of its own, last among its siblings.
+        """
         db = db or self.statements
-        params = {**caller_params(caller), **values, "user_id": owner_id}
+        placed = {"parent_id": None, "due_on": None, "timezone": None, "rrule": None, "overdue_at": values["due_date"]}
+        if "position" not in values:
+            placed["position"] = new_rank(values["created_at"])
+        params = {**caller_params(caller), **placed, **values, "user_id": owner_id}
         traced = _traceparent(params)
         in_list = params.get("list_id") is not None
         statement = insert_task(db.dialect_name, own=owner_id == caller.user_id, traced=traced, in_list=in_list)

@@ -1,6 +1,6 @@
 """Bodies and query of the ``/users/{user_id}/tasks`` routes."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -26,6 +26,7 @@ __all__ = (
     "TaskCreate",
     "TaskDeleted",
     "TaskFilters",
+    "TaskMove",
     "TaskRead",
     "TaskUpdate",
     "TaskUpserted",
@@ -44,10 +45,45 @@ DueDate = Annotated[
     ),
 ]
 
-_SORT_KEY = r"-?(created_at|updated_at|due_date|priority|title|completed)"
+ParentId = Annotated[
+    UUID,
+    msgspec.Meta(description="The parent task (same owner and list; subtasks nest at most 3 levels): a subtask."),
+]
+DueOn = Annotated[
+    date,
+    msgspec.Meta(
+        description="An all-day due date (YYYY-MM-DD) in the task's time zone, instead of due_date.",
+        examples=["2030-01-31"],
+    ),
+]
+TimeZone = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$",
+        description="An IANA time zone; none: the owner's (GET /users/me), else UTC.",
+        examples=["Europe/Berlin"],
+    ),
+]
+Rule = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=500,
+        pattern=NO_NUL,
+        description=(
+            "An RFC 5545 RRULE (FREQ=DAILY..YEARLY, COUNT<=1000 or UNTIL, BYxxx), evaluated in the task's "
+            "time zone from its due; needs due_date or due_on. Completing the task moves it to the next occurrence."
+        ),
+        examples=["FREQ=WEEKLY;BYDAY=MO,TH"],
+    ),
+]
+
+_SORT_KEY = r"-?(created_at|updated_at|due_date|priority|title|completed|position)"
 SORT_PATTERN = explain_pattern(
     rf"^{_SORT_KEY}(,{_SORT_KEY})*$",
-    "of comma-separated fields among created_at, updated_at, due_date, priority, title, completed "
+    "of comma-separated fields among created_at, updated_at, due_date, priority, title, completed, position "
     "(each may start with '-' for descending)",
 )
 
@@ -65,6 +101,8 @@ class TaskFilters(msgspec.Struct, frozen=True, kw_only=True):
     labels: tuple[UUID, ...] = ()
     label_match: str = "any"  # any | all of ``labels``
     completed_since: datetime | None = None
+    parent_id: UUID | None = None  # that task's subtasks only
+    top_level: bool | None = None  # tasks without a parent (True), subtasks (False)
     sort: tuple[str, ...] = ("-created_at",)
     page: int = 1
     limit: int = 20
@@ -89,6 +127,12 @@ class TaskRead(msgspec.Struct, frozen=True):
     etag: str
     list_id: UUID
     label_ids: list[UUID]
+    parent_id: UUID | None
+    position: str
+    due_on: date | None
+    timezone: str | None
+    rrule: str | None
+    overdue_at: datetime | None
 
 
 class TrashedTask(TaskRead, frozen=True):
@@ -114,11 +158,15 @@ class TaskCreate(RequestBody, kw_only=True):
     due_date: DueDate | None = None
     list_id: UUID | None = None
     label_ids: LabelIdList = msgspec.field(default_factory=list)
+    parent_id: ParentId | None = None
+    due_on: DueOn | None = None
+    timezone: TimeZone | None = None
+    rrule: Rule | None = None
 
 
 ReadOnlyId = Annotated[UUID, msgspec.Meta(extra={"read_only": True})]
 ReadOnlyTime = Annotated[datetime, msgspec.Meta(tz=True, extra={"read_only": True})]
-READ_ONLY_FIELDS = ("id", "user_id", "completed_at", "created_at", "updated_at", "etag")
+READ_ONLY_FIELDS = ("id", "user_id", "completed_at", "created_at", "updated_at", "etag", "position", "overdue_at")
 
 
 class TaskUpdate(RequestBody, kw_only=True):
@@ -135,12 +183,29 @@ class TaskUpdate(RequestBody, kw_only=True):
     due_date: DueDate | msgspec.UnsetType | None = msgspec.UNSET
     list_id: UUID | msgspec.UnsetType = msgspec.UNSET
     label_ids: LabelIdList | msgspec.UnsetType = msgspec.UNSET
+    parent_id: ParentId | msgspec.UnsetType | None = msgspec.UNSET
+    due_on: DueOn | msgspec.UnsetType | None = msgspec.UNSET
+    timezone: TimeZone | msgspec.UnsetType | None = msgspec.UNSET
+    rrule: Rule | msgspec.UnsetType | None = msgspec.UNSET
     id: ReadOnlyId | msgspec.UnsetType = msgspec.UNSET
     user_id: ReadOnlyId | msgspec.UnsetType = msgspec.UNSET
     completed_at: ReadOnlyTime | msgspec.UnsetType | None = msgspec.UNSET
     created_at: ReadOnlyTime | msgspec.UnsetType = msgspec.UNSET
     updated_at: ReadOnlyTime | msgspec.UnsetType = msgspec.UNSET
     etag: Annotated[str, msgspec.Meta(max_length=64, extra={"read_only": True})] | msgspec.UnsetType = msgspec.UNSET
+    position: Annotated[str, msgspec.Meta(max_length=64, extra={"read_only": True})] | msgspec.UnsetType = msgspec.UNSET
+    overdue_at: ReadOnlyTime | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class TaskMove(RequestBody, kw_only=True):
+    """Where a task goes among its siblings (same list and parent): exactly one of ``after`` and ``before``.
+
+    ``{"after": id}``: right after that sibling; ``{"before": id}``: right before it;
+    ``{"after": null}``: first; ``{"before": null}``: last. Only the moved task changes.
+    """
+
+    after: UUID | msgspec.UnsetType | None = msgspec.UNSET
+    before: UUID | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class TaskCompletion(RequestBody):

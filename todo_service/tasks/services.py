@@ -18,7 +18,10 @@ from todo_service.core.pagination import Page
 from todo_service.security.access import refuse
 from todo_service.tasks.cursors import START
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
+from todo_service.tasks.ordering import move_task
+from todo_service.tasks.placement import changed_columns, moved_subtree, needs_transaction, new_task_columns
 from todo_service.tasks.queries import as_utc
+from todo_service.tasks.schedule import Schedule, owner_zone, record_completion
 from todo_service.tasks.schemas import (
     READ_ONLY_FIELDS,
     ChangePage,
@@ -27,6 +30,7 @@ from todo_service.tasks.schemas import (
     TaskUpserted,
     TrashedTask,
 )
+from todo_service.tasks.tree import delete_subtree, restore_subtree
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -120,6 +124,8 @@ class TaskService:
             "updated_at": now,
             "list_id": data.list_id,
         }
+        # Its parent (and so its list), its place at the end of its siblings, its schedule (a 422 if invalid).
+        values.update(await new_task_columns(db or self.repository.statements, owner_id, data, now))
         labels = list(dict.fromkeys(data.label_ids))
         async with self._in_transaction(db, needed=bool(labels)) as tx:
             if labels:
@@ -189,14 +195,18 @@ class TaskService:
         if "due_date" in changes:
             changes["due_date"] = as_utc(changes["due_date"])
         labels = list(dict.fromkeys(changes.pop("label_ids"))) if "label_ids" in changes else None
-        async with self._in_transaction(db, needed=labels is not None) as tx:
-            await self._apply_organisation(caller, owner_id, task_id, changes, labels=labels, db=tx)
+        async with self._in_transaction(db, needed=labels is not None or needs_transaction(changes)) as tx:
             now = datetime.now(UTC)
+            on = tx or self.repository.statements
+            # The parent's list, a new position, the schedule's columns (a 422 if invalid).
+            changes = await changed_columns(on, self.repository, caller, owner_id, task_id, changes=changes, now=now)
+            await self._apply_organisation(caller, owner_id, task_id, changes, labels=labels, db=tx)
             row = await self.repository.update_fields(
                 caller, owner_id, task_id, changes, now, if_match=if_match or (), db=tx
             )
             if row is None:
                 await self._refuse_write(caller, owner_id, task_id, if_match, tx)
+            await moved_subtree(on, caller, owner_id, TaskRead(*row), changes=changes, now=now)
         self._changed(owner_id)
         return TaskRead(*row)
 
@@ -239,8 +249,70 @@ class TaskService:
         if_match: tuple[int, ...] | None = None,
         db: Statements | None = None,
     ) -> TaskRead:
-        """Mark a task done (stamping ``completed_at``) or not done (clearing it)."""
+        """Mark a task done (stamping ``completed_at``) or not done (clearing it).
+
+        A recurring task is not marked done: its completion is recorded and it moves to its next
+        occurrence (tasks/schedule.py), unless its rule has none left.
+        """
+        if completed and (advanced := await self._complete_occurrence(caller, owner_id, task_id, if_match, db)):
+            return advanced
         return await self.update_task(caller, owner_id, task_id, {"completed": completed}, if_match=if_match, db=db)
+
+    async def move(  # noqa: PLR0913  (the task, where it goes, the precondition)
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        *,
+        anchor_id: UUID | None,
+        after: bool,
+        if_match: tuple[int, ...] | None = None,
+    ) -> TaskRead:
+        """Move a task right after (or before) a sibling, or first (last): one row changes (tasks/ordering.py).
+
+        Raises:
+            TaskNotFound: no such task, or it belongs to someone else.
+            PreconditionFailed: the task is no longer at a revision ``if_match`` names.
+            ValidationFailed: the anchor is not a sibling of the task.
+        """
+        row = await move_task(
+            self.repository, caller, owner_id, task_id, anchor_id=anchor_id, after=after, if_match=if_match or ()
+        )
+        if row is None:
+            await self._refuse_write(caller, owner_id, task_id, if_match, None)
+        self._changed(owner_id)
+        return TaskRead(*row)
+
+    async def _complete_occurrence(
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        if_match: tuple[int, ...] | None,
+        db: Statements | None,
+    ) -> TaskRead | None:
+        """Complete the current occurrence of a recurring task; None when it is not one (or has no next)."""
+        async with self._in_transaction(db, needed=True) as tx:
+            assert tx is not None  # noqa: S101  (needed=True)
+            row = await self.repository.one(caller, owner_id, task_id, db=tx)
+            if row is None or (stored := TaskRead(*row)).rrule is None:
+                return None
+            revision = int(stored.etag.strip('"'))
+            if if_match is not None and revision not in if_match:
+                raise PreconditionFailed(headers={"ETag": stored.etag})
+            now = datetime.now(UTC)
+            schedule = Schedule(stored.due_date, stored.due_on, stored.rrule, stored.timezone)
+            columns = schedule.advanced(await owner_zone(tx, owner_id), now)
+            if columns is None:
+                return None
+            await record_completion(tx, owner_id, stored.id, now, due_date=stored.due_date, due_on=stored.due_on)
+            row = await self.repository.update_fields(
+                caller, owner_id, task_id, columns, now, if_match=(revision,), db=tx
+            )
+            if row is None:  # changed since it was read
+                await self._refuse_write(caller, owner_id, task_id, (revision,), tx)
+        self._changed(owner_id)
+        return TaskRead(*row)
 
     async def delete_task(  # noqa: PLR0913  (the task, the precondition, and how to run)
         self,
@@ -263,10 +335,14 @@ class TaskService:
         """
         now = datetime.now(UTC)
         until = None if permanent else now + self.trash_retention
-        if not await self.repository.remove(
-            caller, owner_id, task_id, now, if_match=if_match or (), trash_until=until, db=db
-        ):
-            await self._refuse_write(caller, owner_id, task_id, if_match, db)
+        async with self._in_transaction(db, needed=True) as tx:
+            if not await self.repository.remove(
+                caller, owner_id, task_id, now, if_match=if_match or (), trash_until=until, db=tx
+            ):
+                await self._refuse_write(caller, owner_id, task_id, if_match, tx)
+            # Its subtasks go with it (tasks/tree.py).
+            assert tx is not None  # noqa: S101  (needed=True)
+            await delete_subtree(tx, caller, owner_id, task_id, now, trash_expires_at=until)
         self._changed(owner_id)
 
     async def restore_task(self, caller: Caller, owner_id: UUID, task_id: UUID) -> TaskRead:
@@ -275,9 +351,13 @@ class TaskService:
         Raises:
             TaskNotFound: the task is not in the owner's trash (never was, expired, or someone else's).
         """
-        row = await self.repository.restore(caller, owner_id, task_id, datetime.now(UTC))
-        if row is None:
-            await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
+        now = datetime.now(UTC)
+        async with self.repository.statements.transaction() as tx:
+            # The subtasks that went to the trash with it come back with it (tasks/tree.py).
+            await restore_subtree(tx, caller, owner_id, task_id, now=now)
+            row = await self.repository.restore(caller, owner_id, task_id, now, db=tx)
+            if row is None:
+                await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
         self._changed(owner_id)
         return TaskRead(*row)
 
