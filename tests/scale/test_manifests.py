@@ -78,6 +78,10 @@ def test_probes_point_at_real_get_routes_on_the_served_port(
     command = api["command"]
     served = int(command[command.index("--port") + 1])
     assert command[:2] == ["todo-service", "run"]
+    helped = run_console("run", "--help", cwd=ROOT, env=service_env())
+    assert helped.returncode == 0, helped.stderr
+    for option in (word for word in command[2:] if word.startswith("--")):
+        assert option in helped.stdout, f"todo-service run has no {option}"
     for probe in PROBES:
         get = api[probe]["httpGet"]
         assert "GET" in routes.get(get["path"], set()), f"{probe}: no GET route {get['path']}"
