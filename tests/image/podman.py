@@ -146,26 +146,29 @@ class Build:
 def build_image(podman: Podman, build_args: Sequence[str]) -> Build:
     """Build the Containerfile into ``IMAGE_TAG`` (docker format, so that HEALTHCHECK is kept).
 
-    The image the tag pointed to before is removed when the build replaces it, and so are the
-    untagged images left over (older builder stages): each build after a code change would
-    otherwise keep another copy of the virtualenv (about 200 MB). uv's download cache (a cache
-    mount) stays, so a rebuild downloads nothing.
+    The builder stage is built first under a tag of its own (``IMAGE_TAG-builder``), so that its
+    layers stay the cache of the next build; then the untagged images left over are pruned (each
+    build after a code change would otherwise keep another copy of the virtualenv, about 200 MB).
+    uv's download cache is a cache mount and stays too.
     """
-    previous = podman.run("image", "inspect", "--format", "{{.Id}}", IMAGE_TAG, check=False).stdout.strip()
-    iidfile = Path(f"/var/tmp/todo-image-test-{os.getpid()}.iid")  # noqa: S108
-    command = podman.command(
-        "build", "--format", "docker", "--network", "host", *podman.run_options, *build_args,
-        "--iidfile", str(iidfile), "-t", IMAGE_TAG, "-f", "Containerfile", ".",
-    )  # fmt: skip
     started = time.monotonic()
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)  # noqa: S603
+    _build(podman, build_args, "--target", "builder", "-t", f"{IMAGE_TAG}-builder")
+    iidfile = Path(f"/var/tmp/todo-image-test-{os.getpid()}.iid")  # noqa: S108
+    log = _build(podman, build_args, "--iidfile", str(iidfile), "-t", IMAGE_TAG)
     seconds = time.monotonic() - started
+    image_id = iidfile.read_text().strip().removeprefix("sha256:")
+    iidfile.unlink()
+    podman.run("image", "prune", "--force", check=False)
+    return Build(image_id, seconds, log)
+
+
+def _build(podman: Podman, build_args: Sequence[str], *options: str) -> str:
+    command = podman.command(
+        "build", "--format", "docker", "--network", "host", *podman.run_options, *build_args, *options,
+        "-f", "Containerfile", ".",
+    )  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)  # noqa: S603
     if done.returncode != 0:
         msg = f"podman build failed ({done.returncode}):\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
         raise RuntimeError(msg)
-    image_id = iidfile.read_text().strip().removeprefix("sha256:")
-    iidfile.unlink()
-    if previous and previous != image_id:
-        podman.run("rmi", previous, check=False)
-    podman.run("image", "prune", "--force", check=False)
-    return Build(image_id, seconds, done.stdout)
+    return done.stdout
