@@ -2,8 +2,8 @@
 
 ``todo-service run`` checks it before it serves (``cli.py``): it brings a SQLite database up to the
 head itself (one file on one machine: nobody to race), and refuses to start on PostgreSQL while
-the schema is behind, naming the command to run. Readiness fails while the schema is behind
-(a server started another way, a database restored from an older backup). A database *ahead* of
+the schema is behind, naming the command to run. Readiness's database check fails while the schema
+is behind (a server started another way, a database restored from an older backup). A database *ahead* of
 the code (a newer release migrated it, during a rolling update) is not behind: migrations keep the
 previous release working, so the older replicas keep serving.
 """
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from todo_service.system.services import Check
 
-__all__ = ("UPGRADE_COMMAND", "SchemaBehind", "SchemaState", "read_schema_state", "schema_check")
+__all__ = ("UPGRADE_COMMAND", "SchemaBehind", "SchemaState", "read_schema_state", "with_schema")
 
 UPGRADE_COMMAND = "todo-service database upgrade"
 # Alembic says which dialect it found each time a context is made: noise at every start and probe.
@@ -93,17 +93,19 @@ def read_schema_state(connection: Connection) -> SchemaState:
     return SchemaState(current=frozenset(context.get_current_heads()), heads=code.heads, known=code.known)
 
 
-def schema_check(engine: AsyncEngine) -> Check:
-    """A readiness check that fails while the schema is behind; once at the head it reads nothing again.
+def with_schema(engine: AsyncEngine, answers: Check) -> Check:
+    """Readiness's database check, failing also while the schema is behind (its message says what to run).
 
-    A schema does not go back while the service runs, so one good answer is enough: probes then cost
-    no extra statement.
+    Until the schema has been seen at the head, the check reads the recorded revision (a round trip
+    that also proves the database answers); after that only ``answers`` runs (``SELECT 1``): a schema
+    does not go back while the service runs, and probes cost no extra statement.
     """
     at_head = False
 
     async def check() -> None:
         nonlocal at_head
         if at_head:
+            await answers()
             return
         async with engine.connect() as connection:
             state = await connection.run_sync(read_schema_state)
