@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 USERS = "/api/v1/admin/users"
-USER_KEYS = {"id", "email", "first_name", "last_name", "role", "is_active", "created_at", "updated_at"}
+USER_KEYS = {"id", "email", "first_name", "last_name", "role", "is_active", "created_at", "updated_at", "timezone"}
 
 
 async def set_columns(db_engine: AsyncEngine, account: Account, **values: Any) -> None:

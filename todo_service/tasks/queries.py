@@ -10,7 +10,7 @@ statement of the feature in one file, so that the owner in each ``WHERE`` is che
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,9 +26,11 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    false,
     func,
     insert,
     literal_column,
+    not_,
     or_,
     outerjoin,
     select,
@@ -156,6 +158,19 @@ class _Shape(NamedTuple):
         )
 
 
+# Past due at the request's time: overdue_at (the due instant, or the end of an all-day task's date in
+# its own zone: tasks/schedule.py), except for all-day tasks in their owner's zone, which follow it even
+# after it changed: their date is before the owner's today (:owner_today, the request's date there).
+_FLOATING = and_(Task.due_on.is_not(None), Task.timezone.is_(None))
+_OVERDUE = func.coalesce(
+    case(
+        (_FLOATING, Task.due_on < bindparam("owner_today", type_=_COLUMNS["due_on"].type)),
+        else_=Task.overdue_at < bindparam(NOW, type_=_COLUMNS["updated_at"].type),
+    ),
+    false(),
+)
+
+
 def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     """The WHERE conditions of a listing (always scoped to the owner), with placeholders."""
     conditions: list[ColumnElement[bool]] = [Task.user_id == bindparam(OWNER), _LIVE]
@@ -176,11 +191,10 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
         conditions.append(Task.due_date < bindparam("due_before"))
     if shape.due_after:
         conditions.append(Task.due_date > bindparam("due_after"))
-    # overdue_at: the due instant, or the end of an all-day task's date in its zone (tasks/schedule.py).
     if shape.overdue is True:
-        conditions.extend([Task.overdue_at < _now(), Task.completed.is_(False)])
+        conditions.extend([_OVERDUE, Task.completed.is_(False)])
     elif shape.overdue is False:
-        conditions.append(or_(Task.overdue_at.is_(None), Task.overdue_at >= _now(), Task.completed.is_(True)))
+        conditions.append(or_(not_(_OVERDUE), Task.completed.is_(True)))
     if shape.parent_id:
         conditions.append(Task.parent_id == bindparam("parent_id", type_=Task.id.type))
     if shape.top_level is not None:
@@ -219,9 +233,12 @@ def _select_page(shape: _Shape, sort: tuple[str, ...], *, own: bool) -> PageQuer
     )
 
 
-def page_params(filters: TaskFilters) -> dict[str, Any]:
-    """The values of :func:`select_page`'s filter placeholders."""
-    params: dict[str, Any] = {"now": datetime.now(UTC)} if filters.overdue is not None else {}
+def page_params(filters: TaskFilters, owner_zone: tzinfo = UTC) -> dict[str, Any]:
+    """The values of :func:`select_page`'s filter placeholders (``owner_zone``: the owner's, for ``overdue``)."""
+    params: dict[str, Any] = {}
+    if filters.overdue is not None:
+        params["now"] = datetime.now(UTC)
+        params["owner_today"] = params["now"].astimezone(owner_zone).date()
     if filters.completed is not None:
         params["completed"] = filters.completed
     if filters.priority is not None:

@@ -52,6 +52,7 @@ from todo_service.tasks.queries import (
     select_trash,
     update_task,
 )
+from todo_service.tasks.schedule import owner_zone, zone_of
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -110,7 +111,9 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
     async def page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> tuple[list[tuple[Any, ...]], int]:
         """One page of ``owner_id``'s tasks (rows in ``TASK_COLUMNS`` order) and the total, in one round trip."""
         query = select_page(filters, own=owner_id == caller.user_id)
-        params = {**caller_params(caller), OWNER: owner_id, **page_params(filters)}
+        # overdue: all-day tasks without a zone of their own follow their owner's (one more read).
+        zone = zone_of(None, await owner_zone(self.statements, owner_id)) if filters.overdue is not None else UTC
+        params = {**caller_params(caller), OWNER: owner_id, **page_params(filters, zone)}
         return await fetch_page(
             self.statements,
             query,

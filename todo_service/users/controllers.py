@@ -50,7 +50,7 @@ class UserController(Controller):
         caller: NamedDependency[Caller],
         user_service: NamedDependency[UserService],
     ) -> UserRead:
-        """Change first name, last name or email; omitted fields stay as they are.
+        """Change first name, last name, email or time zone; omitted fields stay as they are.
 
         A new email logs out every other session of the account.
         """

@@ -43,6 +43,7 @@ USER_COLUMNS = (
     User.is_active,
     User.created_at,
     User.updated_at,
+    User.timezone,
 )
 
 

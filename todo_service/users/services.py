@@ -7,12 +7,13 @@ the caller why (:func:`~todo_service.security.access.refuse`).
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from advanced_alchemy.exceptions import DuplicateKeyError
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 
 from todo_service.audit.log import Event, Outcome
-from todo_service.core.errors import Forbidden
+from todo_service.core.errors import FieldError, Forbidden, ValidationFailed
 from todo_service.db.models import Role, User
 from todo_service.security.access import refuse
 from todo_service.security.passwords import check_password_policy
@@ -29,6 +30,17 @@ if TYPE_CHECKING:
     from todo_service.users.schemas import PasswordChange, UserUpdate
 
 __all__ = ("UserService",)
+
+
+def _check_zone(name: str) -> None:
+    """A 422 unless ``name`` is a known IANA time zone."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"is not a known IANA time zone: {name}"
+        raise ValidationFailed(
+            f"Invalid timezone: {message}", errors=[FieldError(field="timezone", message=message, source="body")]
+        ) from None
 
 
 class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
@@ -86,6 +98,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User, UserRepository]):
             Forbidden: the caller is a guest.
         """
         changes = data.sent_fields()
+        if changes.get("timezone") is not None:
+            _check_zone(changes["timezone"])
         new_email = normalize_email(changes["email"]) if "email" in changes else None
         email_changes = new_email is not None and new_email != await self.repository.email_of(caller.user_id)
         if new_email is not None:
