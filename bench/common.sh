@@ -29,6 +29,20 @@ harness_copy() {
   cp "$ROOT/bench/scenarios/spread_common.lua" "$HARNESS/scenarios/common.lua"
 }
 
+# last_harness_run: the newest harness run (bench/runs/<time>-<server>[-<configuration>], with its
+# results.jsonl); its project database, bench_project, is the one the harness seeded last.
+last_harness_run() {
+  find "$ROOT/bench/runs" -mindepth 2 -maxdepth 2 -name results.jsonl -printf '%h\n' 2> /dev/null | sort | tail -1
+}
+
+# run_config RUN_DIR: the configuration a harness run measured (bare for runs named before them).
+run_config() {
+  local name=${1##*/} config
+  config=${name#*-*-granian}
+  [[ $config == "$name" ]] && config=${name#*-*-uvicorn}
+  echo "${config#-}" | sed 's/^$/bare/'
+}
+
 # The command that serves the app for SERVER, reading HOST, PORT, WORKERS and UVICORN_ARGS.
 server_command() {
   case $SERVER in

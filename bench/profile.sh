@@ -13,14 +13,17 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 source bench/common.sh
 SCENARIO=${1:-s2_get}
-RUN=${RUN:-$(find bench/runs -maxdepth 1 -mindepth 1 -type d | sort | tail -1)}
+RUN=${RUN:-$(last_harness_run)}
 [[ -n $RUN && -f $RUN/project/seed.env ]] || { echo "profile: no seeded run in bench/runs (run just bench first)" >&2; exit 2; }
 PORT=${PORT:-19050}
 DURATION=${SECONDS_:-15}
 OUT=$RUN/profile-$SCENARIO-$(date +%H%M%S)
 mkdir -p "$OUT"
 seed_env "$RUN"
-trap stop_server EXIT
+# The run's configuration (CONFIG overrides): a production run is profiled with its settings and services.
+source bench/configs.sh
+trap 'stop_server; config_stop' EXIT
+config_apply "${CONFIG:-$(run_config "$RUN")}" "$OUT/services"
 start_server "$PORT" "$OUT/server.log" "${PROJECT_DB:-bench_project}"
 wrk_run "$SCENARIO" 32 3 "$PORT" > /dev/null  # warm-up
 wrk_run "$SCENARIO" 32 "$DURATION" "$PORT" > "$OUT/wrk.txt" &

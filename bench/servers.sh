@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 source bench/common.sh
-RUN=${RUN:-$(find bench/runs -maxdepth 1 -mindepth 1 -type d | sort | tail -1)}
+RUN=${RUN:-$(last_harness_run)}
 [[ -n $RUN && -f $RUN/project/seed.env ]] || { echo "servers: no seeded run in bench/runs (run just bench first)" >&2; exit 2; }
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8}
