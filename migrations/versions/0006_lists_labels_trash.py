@@ -162,10 +162,19 @@ def upgrade() -> None:
     # completed_since, and the trash (newest first, still restorable).
     op.create_index("ix_tasks_user_id_completed_at", "tasks", ["user_id", "completed_at"])
     op.create_index("ix_tasks_user_id_trash_expires_at", "tasks", ["user_id", "trash_expires_at"])
+    # A listing's total (and the label filter's semi-join) counts live tasks from the index alone.
+    op.create_index(
+        "ix_tasks_live_user_id_id",
+        "tasks",
+        ["user_id", "id"],
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
+    op.drop_index("ix_tasks_live_user_id_id", table_name="tasks")
     op.drop_index("ix_tasks_user_id_trash_expires_at", table_name="tasks")
     op.drop_index("ix_tasks_user_id_completed_at", table_name="tasks")
     op.drop_index("ix_tasks_list_id_created_at", table_name="tasks")
