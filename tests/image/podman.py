@@ -143,6 +143,11 @@ class Build:
     log: str
 
 
+def run_tag() -> str:
+    """The tag that keeps this test run's image (``podman untag`` it when done)."""
+    return f"{IMAGE_TAG}-{os.getpid()}"
+
+
 def build_image(podman: Podman, build_args: Sequence[str]) -> Build:
     """Build the Containerfile into ``IMAGE_TAG`` (docker format, so that HEALTHCHECK is kept).
 
@@ -154,7 +159,8 @@ def build_image(podman: Podman, build_args: Sequence[str]) -> Build:
     started = time.monotonic()
     _build(podman, build_args, "--target", "builder", "-t", f"{IMAGE_TAG}-builder")
     iidfile = Path(f"/var/tmp/todo-image-test-{os.getpid()}.iid")  # noqa: S108
-    log = _build(podman, build_args, "--iidfile", str(iidfile), "-t", IMAGE_TAG)
+    # A tag of this run's own too: another run's prune must not take the image while this one uses it.
+    log = _build(podman, build_args, "--iidfile", str(iidfile), "-t", IMAGE_TAG, "-t", run_tag())
     seconds = time.monotonic() - started
     image_id = iidfile.read_text().strip().removeprefix("sha256:")
     iidfile.unlink()

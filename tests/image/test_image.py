@@ -42,6 +42,7 @@ from tests.image.podman import (
     image_lock,
     make_base_images,
     require_tools,
+    run_tag,
     uv_image,
 )
 from tests.servers import free_port, fresh_postgres_database
@@ -91,14 +92,15 @@ def podman() -> Podman:
 
 
 @pytest.fixture(scope="module")
-def image(podman: Podman) -> Build:
+def image(podman: Podman) -> Iterator[Build]:
     """The Containerfile built (from the local base images unless ``IMAGE_TEST_BASE=official``)."""
     local = ["--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "--build-arg", f"UV_IMAGE={uv_image()}"]
     build_args = [] if OFFICIAL else local
     with image_lock():
         build = build_image(podman, build_args)
     note(f"build: {build.seconds:.0f} s ({' '.join(build_args) or 'official base images'})")
-    return build
+    yield build
+    podman.run("untag", build.image_id, run_tag(), check=False)
 
 
 @pytest.fixture(scope="module")
