@@ -1,12 +1,25 @@
 """SQLAlchemy models. Timestamps are timezone-aware UTC on both PostgreSQL and SQLite."""
 
 import enum
-from datetime import datetime
+import secrets
+from datetime import date, datetime
 from uuid import UUID
 
 from advanced_alchemy.base import DefaultBase, UUIDAuditBase, UUIDBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, LargeBinary, SmallInteger, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 __all__ = (
@@ -20,8 +33,10 @@ __all__ = (
     "RefreshToken",
     "Role",
     "Task",
+    "TaskCompletion",
     "TaskLabel",
     "TaskList",
+    "TaskReminder",
     "User",
 )
 
@@ -71,6 +86,14 @@ class User(UUIDAuditBase):
     # The highest revision among this user's pruned tombstones: a change-feed cursor below it may
     # have missed a delete, so it is refused (410 CURSOR_EXPIRED).
     feed_floor: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # The IANA time zone of the account (migration 0007): the zone of its tasks that name none. None: UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+def _random_rank() -> str:
+    """A rank (tasks/ranks.py) at a random place near the start: 'n0', 16 random digits, never 0 last."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    return "n0" + "".join(secrets.choice(digits) for _ in range(16)) + secrets.choice(digits[1:])
 
 
 class Task(UUIDAuditBase):
@@ -99,6 +122,29 @@ class Task(UUIDAuditBase):
             postgresql_where=text("deleted_at IS NULL"),
             sqlite_where=text("deleted_at IS NULL"),
         ),
+        # Manual order (migration 0007): one live task per position among its siblings (same list and
+        # parent), in position order: subtasks here, top-level tasks (no parent) in the next one.
+        # Concurrent moves that chose the same key meet here and retry (tasks/ordering.py).
+        Index(
+            "uq_tasks_subtasks_position",
+            "list_id",
+            "parent_id",
+            "position",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL AND parent_id IS NOT NULL"),
+            sqlite_where=text("deleted_at IS NULL AND parent_id IS NOT NULL"),
+        ),
+        Index(
+            "uq_tasks_top_level_position",
+            "list_id",
+            "position",
+            unique=True,
+            postgresql_where=text("deleted_at IS NULL AND parent_id IS NULL"),
+            sqlite_where=text("deleted_at IS NULL AND parent_id IS NULL"),
+        ),
+        # A task's subtasks (and the subtree a delete takes along): the subtasks index above.
+        # The overdue filter (timed and all-day tasks alike).
+        Index("ix_tasks_user_id_overdue_at", "user_id", "overdue_at"),
     )
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -117,6 +163,60 @@ class Task(UUIDAuditBase):
     list_id: Mapped[UUID] = mapped_column(ForeignKey("task_lists.id"))
     # A trashed task is a tombstone (deleted_at) that can be restored until then.
     trash_expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    # Subtasks (migration 0007): the parent, same owner and list, no cycles, MAX_DEPTH levels
+    # (tasks/tree.py). No foreign key: a delete leaves tombstones of the whole subtree, pruned together.
+    parent_id: Mapped[UUID | None]
+    # Manual order among siblings: a rank (tasks/ranks.py) compared byte by byte (the C collation).
+    # A row inserted through the ORM (tests, scripts; the service always sets it) gets a random one.
+    position: Mapped[str] = mapped_column(
+        String(64).with_variant(String(64, collation="C"), "postgresql"), default=_random_rank
+    )
+    # An all-day task's due date (a calendar date, in the task's zone), instead of the due_date instant.
+    due_on: Mapped[date | None] = mapped_column(Date)
+    # Recurrence: an RFC 5545 RRULE (tasks/recurrence.py) and the IANA zone it runs in (None: the owner's).
+    rrule: Mapped[str | None] = mapped_column(String(500))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    # When the task becomes overdue: due_date, or the end of the due_on date in the task's zone
+    # (its own, else its owner's), kept by every write that changes them (tasks/schedule.py).
+    overdue_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class TaskCompletion(UUIDBase):
+    """One completed occurrence of a recurring task (the task itself moved on to the next one)."""
+
+    __tablename__ = "task_completions"
+    __table_args__ = (Index("ix_task_completions_task_id_completed_at", "task_id", "completed_at"),)
+
+    task_id: Mapped[UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    completed_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    # The occurrence that was completed: its due instant or its due date.
+    due_date: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    due_on: Mapped[date | None] = mapped_column(Date)
+
+
+class TaskReminder(UUIDBase):
+    """A reminder of a task: at a time, or some seconds before its due; fired once (``fired_at``)."""
+
+    __tablename__ = "task_reminders"
+    __table_args__ = (
+        Index("ix_task_reminders_task_id", "task_id"),
+        # The worker's claim: reminders due and not fired yet.
+        Index(
+            "ix_task_reminders_fire_at",
+            "fire_at",
+            postgresql_where=text("fired_at IS NULL"),
+            sqlite_where=text("fired_at IS NULL"),
+        ),
+    )
+
+    task_id: Mapped[UUID] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    before_due: Mapped[int | None] = mapped_column(Integer)
+    # When it fires: ``at``, or the task's due minus ``before_due`` seconds (None: the task has no due).
+    fire_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    fired_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class TaskList(UUIDAuditBase):
