@@ -103,6 +103,9 @@ PROSE: dict[str, dict[str, str]] = {
         "tombstone_retention_days": "A deleted task stays this long as a tombstone that the change feed "
         'reports (`{op: "delete"}`); then it is pruned, and a cursor from before the pruned delete '
         "answers 410 `CURSOR_EXPIRED` (the client reads the feed again from the beginning).",
+        "trash_retention_days": "A deleted task stays this long in the trash (`GET .../tasks/trash`), "
+        "restorable with `POST .../tasks/{task_id}/restore`; its tombstone is not pruned meanwhile. "
+        "`DELETE ...?permanent=true` skips the trash.",
         "idempotency_key_ttl_hours": "An `Idempotency-Key` and the response it got are kept this long: a "
         "retry within it answers that response again; after it, the key is free for a new request.",
         "events_ticket_ttl_seconds": "Lifetime of a stream ticket (`POST .../tasks/events/tokens`), the credential "
