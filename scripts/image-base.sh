@@ -20,13 +20,19 @@ UV_TAG=${UV_TAG:-localhost/todo-uv:${uv_version}}
 have_image() { [[ -z "${FORCE:-}" ]] && podman image exists "$1"; }
 
 work=$(mktemp -d /var/tmp/todo-base.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+    # A failed debootstrap can leave /proc or /sys mounted in the rootfs: unmount, never delete through.
+    awk -v w="$work/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
+    rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
 
 if have_image "$BASE_TAG"; then
     echo "base: $BASE_TAG exists"
 else
     # The mirrors apt uses here, read now (never written into the repository): the suite's own,
     # plus its -updates and -security ones when configured.
+    # shellcheck disable=SC2016  # apt expands $(REPO_URI) and the rest, not the shell
     mapfile -t repos < <(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' \
         'Identifier: Packages' | awk -v s="$SUITE" '$2 == s || $2 == s "-updates" || $2 == s "-security"' | sort -u)
     mirror=$(printf '%s\n' "${repos[@]}" | awk -v s="$SUITE" '$2 == s {print $1; exit}')
@@ -62,7 +68,7 @@ else
     : > "$rootfs/etc/machine-id"
     rm -f "$rootfs/etc/resolv.conf"
     tar --numeric-owner -C "$rootfs" -cf "$work/rootfs.tar" .
-    podman import \
+    podman import --quiet \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         --change 'ENV LANG=C.UTF-8' \
         --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
@@ -86,7 +92,7 @@ else
     uvx_bin="$(dirname "$uv_bin")/uvx"
     if [[ -x "$uvx_bin" ]]; then cp "$uvx_bin" "$work/uv/uvx"; fi
     tar --numeric-owner --owner 0 --group 0 -C "$work/uv" -cf "$work/uv.tar" .
-    podman import --change 'ENTRYPOINT ["/uv"]' --message "uv $uv_version from this machine" \
+    podman import --quiet --change 'ENTRYPOINT ["/uv"]' --message "uv $uv_version from this machine" \
         "$work/uv.tar" "$UV_TAG" > /dev/null
     echo "uv: $UV_TAG made from $uv_bin"
 fi
