@@ -20,7 +20,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from todo_service.db.models import Priority, Role, Task, User
+from todo_service.db.models import Priority, Role, Task, TaskList, User
 from todo_service.db.statements import AsyncpgStatements, EngineStatements
 from todo_service.tasks.repository import TASK_COLUMNS
 
@@ -62,10 +62,13 @@ async def seeded(admin_url: str) -> tuple[AsyncEngine, uuid.UUID, uuid.UUID]:
             )
         )
         await session.flush()
+        # The account's Inbox (a trigger made it with the account): every task is in a list.
+        inbox = await session.scalar(select(TaskList.id).where(TaskList.user_id == owner, TaskList.is_default))
         session.add(
             Task(
                 id=task,
                 user_id=owner,
+                list_id=inbox,
                 title="t",
                 description=None,
                 completed=False,
