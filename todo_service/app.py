@@ -46,6 +46,10 @@ from todo_service.observability.logs import configure_logging
 from todo_service.observability.metrics import build_metrics
 from todo_service.observability.traces import build_tracing, current_trace_ids
 from todo_service.ratelimit.limiter import build_rate_limiter
+from todo_service.reminders.controllers import ReminderController
+from todo_service.reminders.services import ReminderService
+from todo_service.reminders.store import follow_due
+from todo_service.reminders.worker import ReminderWorker
 from todo_service.security.access import Caller
 from todo_service.security.config import AuthConfig
 from todo_service.security.lockout import LockoutPolicy
@@ -208,6 +212,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         idempotency,
         trash_retention=timedelta(days=settings.trash_retention_days),
     )
+    # Reminders: a task's due moving moves them; a worker in every process fires them once (docs/domain.md).
+    task_service.on_due_change = follow_due
+    reminder_service = ReminderService(statements)
+    reminder_worker = ReminderWorker(statements)
     live_events = LiveEvents(settings, task_service, jwt_auth)  # SSE: routes, listener, streams' end
 
     def tasks_changed(owner_id: UUID) -> None:  # lists and labels move tasks: SQLite's live events hear of it
@@ -238,6 +246,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuthController,
             UserController,
             TaskController,
+            ReminderController,
             ListController,
             LabelController,
             WebhookController,
@@ -283,6 +292,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "list_service": _singleton(list_service),
             "label_service": _singleton(label_service),
             "webhook_service": _singleton(webhooks.service),
+            "reminder_service": _singleton(reminder_service),
         },
         exception_handlers={Exception: exception_to_response},
         openapi_config=openapi,
@@ -291,6 +301,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             session_pruner(session_maker, settings.session_prune_interval_seconds, auth_config.lockout),
             periodic("prune-sync-tables", settings.session_prune_interval_seconds, prune_sync_tables),
             webhooks.worker.lifespan,  # delivers the outbox: a task in every worker
+            periodic("fire-reminders", settings.reminders_poll_seconds, reminder_worker.step),
         ],
         on_startup=[wait_for_the_database, passwords.prepare],
         on_shutdown=[passwords.close, dispose_engine],

@@ -137,6 +137,9 @@ PROSE: dict[str, dict[str, str]] = {
         "attempt that fails after that gives it up (`failed`).",
         "webhook_disable_after_hours": "A webhook whose attempts have all failed for this long is disabled "
         "(`enabled: false`, `disabled_at`, `disabled_reason`).",
+        "reminders_poll_seconds": "How often each worker process fires the task reminders that came due "
+        "(a reminder fires at most this late; each fires once, whichever process claims it). See "
+        "[Organising tasks](domain.md#reminders).",
     },
     "Rate limits": {
         "rate_limit_enabled": "`false` installs no rate limiting at all: no middleware, no headers.",

@@ -5,9 +5,10 @@ Revises: 0006
 Create Date: 2026-12-05
 
 ``tasks`` gains ``parent_id`` (subtasks), ``position`` (manual order, a rank of tasks/ranks.py),
-``due_on`` (an all-day due date), ``rrule``, ``timezone`` and ``overdue_at`` (when it becomes
-overdue: ``due_date`` for every existing task); ``users`` gains ``timezone``. New
-tables: ``task_completions`` (the completed occurrences of recurring tasks) and ``task_reminders``.
+``due_on`` (an all-day due date), ``rrule``, ``timezone``, ``overdue_at`` (when it becomes
+overdue: ``due_date`` for every existing task) and ``reminded_at`` (the last reminder fired);
+``users`` gains ``timezone``. New tables: ``task_completions`` (the completed occurrences of
+recurring tasks) and ``task_reminders``.
 
 Every existing task gets the position of its creation instant (``time_key(created_at)`` with its
 id's first digits to break ties), so each list keeps its creation order; the sibling positions are
@@ -66,6 +67,7 @@ def upgrade() -> None:
     op.add_column("tasks", sa.Column("rrule", sa.String(length=500), nullable=True))
     op.add_column("tasks", sa.Column("timezone", sa.String(length=64), nullable=True))
     op.add_column("tasks", sa.Column("overdue_at", DateTimeUTC(timezone=True), nullable=True))
+    op.add_column("tasks", sa.Column("reminded_at", DateTimeUTC(timezone=True), nullable=True))
     op.add_column("users", sa.Column("timezone", sa.String(length=64), nullable=True))
     _backfill_positions()
     op.execute("UPDATE tasks SET overdue_at = due_date")  # every existing due is an instant
@@ -132,5 +134,5 @@ def downgrade() -> None:
     op.drop_index("uq_tasks_subtasks_position", table_name="tasks")
     # SQLite (3.35+) drops a column in place when nothing (index, trigger, constraint) names it.
     op.drop_column("users", "timezone")
-    for name in ("overdue_at", "timezone", "rrule", "due_on", "position", "parent_id"):
+    for name in ("reminded_at", "overdue_at", "timezone", "rrule", "due_on", "position", "parent_id"):
         op.drop_column("tasks", name)

@@ -117,6 +117,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     webhook_backoff_max_seconds: PositiveFloat = 3600.0
     webhook_retry_window_hours: PositiveFloat = 24.0
     webhook_disable_after_hours: PositiveFloat = 72.0
+    reminders_poll_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
 
     # Live events (SSE): a stream ticket's lifetime; the keep-alive comment's period; the feed re-read
     # without a notification; open streams per user and per process; events queued per stream.

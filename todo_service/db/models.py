@@ -179,6 +179,8 @@ class Task(UUIDAuditBase):
     # When the task becomes overdue: due_date, or the end of the due_on date in the task's zone
     # (its own, else its owner's), kept by every write that changes them (tasks/schedule.py).
     overdue_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    # When its last reminder fired (todo_service/reminders): a change, so the feed, SSE and webhooks carry it.
+    reminded_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class TaskCompletion(UUIDBase):

@@ -42,7 +42,7 @@ async def new_task_columns(db: Statements, owner_id: UUID, data: TaskCreate, now
     Raises:
         ValidationFailed: an invalid parent, schedule or time zone.
     """
-    columns: dict[str, Any] = {"parent_id": data.parent_id, "position": new_rank(now)}
+    columns: dict[str, Any] = {"parent_id": data.parent_id, "position": new_rank(now), "reminded_at": None}
     if data.parent_id is not None:
         placement = await place_under(db, owner_id, data.parent_id, list_id=data.list_id)
         columns["list_id"] = placement.list_id

@@ -137,6 +137,7 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
         """
         db = db or self.statements
         placed = {"parent_id": None, "due_on": None, "timezone": None, "rrule": None, "overdue_at": values["due_date"]}
+        placed["reminded_at"] = None
         if "position" not in values:
             placed["position"] = new_rank(values["created_at"])
         params = {**caller_params(caller), **placed, **values, "user_id": owner_id}

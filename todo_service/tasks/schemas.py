@@ -133,6 +133,7 @@ class TaskRead(msgspec.Struct, frozen=True):
     timezone: str | None
     rrule: str | None
     overdue_at: datetime | None
+    reminded_at: datetime | None
 
 
 class TrashedTask(TaskRead, frozen=True):
@@ -166,7 +167,17 @@ class TaskCreate(RequestBody, kw_only=True):
 
 ReadOnlyId = Annotated[UUID, msgspec.Meta(extra={"read_only": True})]
 ReadOnlyTime = Annotated[datetime, msgspec.Meta(tz=True, extra={"read_only": True})]
-READ_ONLY_FIELDS = ("id", "user_id", "completed_at", "created_at", "updated_at", "etag", "position", "overdue_at")
+READ_ONLY_FIELDS = (
+    "id",
+    "user_id",
+    "completed_at",
+    "created_at",
+    "updated_at",
+    "etag",
+    "position",
+    "overdue_at",
+    "reminded_at",
+)
 
 
 class TaskUpdate(RequestBody, kw_only=True):
@@ -195,6 +206,7 @@ class TaskUpdate(RequestBody, kw_only=True):
     etag: Annotated[str, msgspec.Meta(max_length=64, extra={"read_only": True})] | msgspec.UnsetType = msgspec.UNSET
     position: Annotated[str, msgspec.Meta(max_length=64, extra={"read_only": True})] | msgspec.UnsetType = msgspec.UNSET
     overdue_at: ReadOnlyTime | msgspec.UnsetType | None = msgspec.UNSET
+    reminded_at: ReadOnlyTime | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class TaskMove(RequestBody, kw_only=True):

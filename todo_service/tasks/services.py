@@ -33,7 +33,7 @@ from todo_service.tasks.schemas import (
 from todo_service.tasks.tree import delete_subtree, restore_subtree
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from uuid import UUID
 
     from todo_service.db.statements import Statements
@@ -65,6 +65,9 @@ class TaskService:
     # Told the owner's id after each write (SQLite only: the live events' in-process hub; on PostgreSQL
     # a trigger's NOTIFY does this). Inside ``db`` the write is not committed yet: the hub reads again shortly.
     on_change: Callable[[UUID], None] | None = None
+    # Told, inside the write's transaction, when a task's due moved (its owner, the task): the
+    # reminders counted from the due follow it (todo_service/reminders; app.py sets it).
+    on_due_change: Callable[[Statements, UUID, TaskRead], Awaitable[None]] | None = None
 
     def __init__(
         self,
@@ -207,6 +210,8 @@ class TaskService:
             if row is None:
                 await self._refuse_write(caller, owner_id, task_id, if_match, tx)
             await moved_subtree(on, caller, owner_id, TaskRead(*row), changes=changes, now=now)
+            if "overdue_at" in changes and self.on_due_change is not None:
+                await self.on_due_change(on, owner_id, TaskRead(*row))
         self._changed(owner_id)
         return TaskRead(*row)
 
@@ -311,6 +316,8 @@ class TaskService:
             )
             if row is None:  # changed since it was read
                 await self._refuse_write(caller, owner_id, task_id, (revision,), tx)
+            if self.on_due_change is not None:
+                await self.on_due_change(tx, owner_id, TaskRead(*row))
         self._changed(owner_id)
         return TaskRead(*row)
 
