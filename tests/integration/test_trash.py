@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.factories import create_task, task_repository
 from todo_service.db.models import Task
+from todo_service.webhooks.models import WebhookDelivery
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -137,3 +138,31 @@ async def test_completed_since_and_due_ranges(client: Client, account: Account) 
     assert await titles(due_after="2030-01-01T00:00:00Z", due_before="2030-02-01T00:00:00Z") == [due["title"]]
     bad = await client.get(account.tasks_url, params={"completed_since": "yesterday"}, headers=account.headers)
     assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "completed_since")
+
+
+async def test_webhooks_see_trash_as_a_delete_and_restore_as_an_upsert_and_nothing_for_moved_tombstones(
+    client: Client, account: Account, db_engine: AsyncEngine
+) -> None:
+    made = await client.post(
+        f"/api/v1/users/{account.id}/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["task.upserted", "task.deleted"]},
+        headers=account.headers,
+    )
+    assert made.status_code == 201, made.text
+    lists_url = f"/api/v1/users/{account.id}/lists"
+    doomed = (await client.post(lists_url, json={"name": "Doomed"}, headers=account.headers)).json()
+    task = await create_task(client, account, list_id=doomed["id"])
+    url = f"{account.tasks_url}/{task['id']}"
+    await client.delete(url, headers=account.headers)
+    await client.post(f"{url}/restore", headers=account.headers)
+    await client.delete(url, params={"permanent": "true"}, headers=account.headers)
+    # The list goes: its tombstone follows the foreign key to the Inbox, which is no event.
+    assert (await client.delete(f"{lists_url}/{doomed['id']}", headers=account.headers)).status_code == 200
+    async with db_engine.connect() as connection:
+        rows = await connection.execute(
+            select(WebhookDelivery.event)
+            .where(WebhookDelivery.task_id == task["id"])
+            .order_by(WebhookDelivery.revision)
+        )
+        events = [row[0] for row in rows]
+    assert events == ["task.upserted", "task.deleted", "task.upserted", "task.deleted"]
