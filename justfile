@@ -49,8 +49,9 @@ fuzz seconds="600": sync _servers
     FUZZ_MAX_TIME={{ seconds }} FUZZ_SEED=$RANDOM uv run --frozen pytest -p no:cacheprovider tests/integration/test_schemathesis.py
 
 # Benchmarks by name (docs/performance.md): bare, production, production-redis, workers-2 (each beside the raw-asyncpg ceiling: BENCH_HARNESS, see docs/testing.md), large, memory, growth; none = all. KEY=VALUE sets a knob; writes bench/report-*.txt
+[positional-arguments]
 bench *args: sync
-    bench/bench.sh {{ args }}
+    bench/bench.sh "$@"
 
 # uvicorn against granian for this app, alternated round by round, on the last benchmark run's data
 bench-servers *args: sync
@@ -59,6 +60,10 @@ bench-servers *args: sync
 # Where one worker's CPU goes under load (py-spy), on the last benchmark run's data: just profile s1_list
 profile scenario="s2_get": sync
     bench/profile.sh {{ scenario }}
+
+# The scaled-out topology for real: nginx over 3 replicas, PgBouncer (transaction mode) before PostgreSQL, Redis; prints its figures
+scale-test *args: sync _servers
+    uv run --frozen pytest -p no:randomly -s -q tests/scale {{ args }}
 
 # Lint, check formatting, type-check (strict) and lint the Containerfile
 lint: sync
@@ -91,7 +96,7 @@ fmt: sync
     uv run --frozen ruff format .
     uv run --frozen ruff check --fix .
 
-# Servers for the tests: PostgreSQL binaries (unless TEST_DATABASE_URL is set) and redis-server
+# Servers for the tests: PostgreSQL binaries (unless TEST_DATABASE_URL is set), redis-server, and pgbouncer and nginx (the scale-out tests)
 _servers:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -101,9 +106,19 @@ _servers:
     fi
     if ! command -v redis-server > /dev/null; then missing+=(redis-server); fi
     if ! command -v chromium > /dev/null; then missing+=(chromium); fi  # the docs pages in a real browser
+    if ! command -v pgbouncer > /dev/null && [[ ! -x /usr/sbin/pgbouncer ]]; then missing+=(pgbouncer); fi
+    if ! command -v nginx > /dev/null && [[ ! -x /usr/sbin/nginx ]]; then missing+=(nginx); fi
     if [[ ${#missing[@]} -eq 0 ]]; then exit 0; fi
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get > /dev/null; then
-        echo "missing for the tests: ${missing[*]}: install them (or set TEST_DATABASE_URL instead of PostgreSQL)" >&2; exit 1
+        required=()
+        for package in "${missing[@]}"; do
+            case $package in
+                chromium | pgbouncer | nginx) echo "not installed: $package (its tests will be skipped)" >&2 ;;
+                *) required+=("$package") ;;
+            esac
+        done
+        if [[ ${#required[@]} -eq 0 ]]; then exit 0; fi
+        echo "missing for the tests: ${required[*]}: install them (or set TEST_DATABASE_URL instead of PostgreSQL)" >&2; exit 1
     fi
     echo "installing ${missing[*]} (apt-get install)"
     export DEBIAN_FRONTEND=noninteractive
