@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import asyncpg
 
-__all__ = ("connection_lost",)
+__all__ = ("connection_lost", "foreign_key_violated")
 
 
 # asyncpg's protocol state machine, after the connection broke under an operation: the protocol is
@@ -24,6 +26,21 @@ def _driver_lost(exc: BaseException) -> bool:
         | asyncpg.exceptions.InsufficientResourcesError  # class 53: too many connections
         | asyncpg.exceptions.ConnectionDoesNotExistError,
     ) or (isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc))
+
+
+def foreign_key_violated(exc: BaseException) -> bool:
+    """Whether a statement broke a foreign key: a row it names was deleted meanwhile (asyncpg or SQLite)."""
+    current: BaseException | None = exc
+    for _ in range(_MAX_CAUSES):
+        if current is None:
+            return False
+        if isinstance(current, asyncpg.exceptions.ForeignKeyViolationError):
+            return True
+        if isinstance(current, sqlite3.IntegrityError) and "FOREIGN KEY" in str(current):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
 
 
 def connection_lost(exc: BaseException) -> bool:

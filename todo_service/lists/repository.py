@@ -70,8 +70,11 @@ def _page(*, own: bool) -> PageQuery:
 
 
 @cache
-def _one(*, own: bool) -> Select[Any]:
-    return select(*LIST_COLUMNS).where(*_THIS, guard(own=own, write=False))
+def _one(*, own: bool, lock: bool = False) -> Select[Any]:
+    found = select(*LIST_COLUMNS).where(*_THIS, guard(own=own, write=False))
+    # FOR UPDATE (PostgreSQL; SQLite serialises writers anyway): a task going into the list waits
+    # for the list's deletion to end, then finds it gone, instead of landing in it after its tasks moved.
+    return found.with_for_update(of=TaskList) if lock else found
 
 
 @cache
@@ -150,10 +153,12 @@ class ListRepository:
             on_empty=lambda: explain_refusal(self.statements, caller, owner_id=owner_id),
         )
 
-    async def one(self, caller: Caller, owner_id: UUID, list_id: UUID, *, db: Statements | None = None) -> Row | None:
-        """One list of ``owner_id``."""
+    async def one(
+        self, caller: Caller, owner_id: UUID, list_id: UUID, *, db: Statements | None = None, lock: bool = False
+    ) -> Row | None:
+        """One list of ``owner_id`` (``lock``: locked until the transaction ``db`` ends)."""
         params = self._params(caller, owner_id, list_id=list_id)
-        return await (db or self.statements).one(_one(own=owner_id == caller.user_id), params)
+        return await (db or self.statements).one(_one(own=owner_id == caller.user_id, lock=lock), params)
 
     async def inbox(self, caller: Caller, owner_id: UUID, *, db: Statements | None = None) -> UUID | None:
         """The id of the owner's Inbox."""

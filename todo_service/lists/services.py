@@ -110,7 +110,7 @@ class ListService:
             raise _bad_target("must be another of the user's lists, and only with tasks=move")
         now = datetime.now(UTC)
         async with self.repository.statements.transaction() as db:
-            found = await self.repository.one(caller, owner_id, list_id, db=db)
+            found = await self.repository.one(caller, owner_id, list_id, db=db, lock=True)
             if found is None:
                 await self._refuse(caller, owner_id, write=True, otherwise=ListNotFound())
             if ListRead(*found).is_default:

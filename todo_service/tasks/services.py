@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from todo_service.core.errors import AppError, FieldError, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from todo_service.core.pagination import Page
+from todo_service.db.driver_errors import foreign_key_violated
 from todo_service.security.access import refuse
 from todo_service.tasks.cursors import START
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
@@ -133,7 +134,12 @@ class TaskService:
         async with self._in_transaction(db, needed=bool(labels)) as tx:
             if labels:
                 await self._check_labels(caller, owner_id, labels, tx)
-            row = await self.repository.insert(caller, owner_id, values, db=tx)
+            try:
+                row = await self.repository.insert(caller, owner_id, values, db=tx)
+            except Exception as exc:
+                if data.list_id is not None and foreign_key_violated(exc):
+                    raise _not_your(LIST) from exc  # the list was deleted while the task went in
+                raise
             if row is None:
                 # A list that is not the owner's inserts nothing; otherwise, allowed now but refused a
                 # moment ago means the caller's role changed in between.
