@@ -100,7 +100,7 @@ async def _ids(url: str, owner: uuid.UUID) -> dict[str, list[Any]]:
 
 
 def _plans(url: str, query: PageQuery, params: dict[str, Any]) -> Any:
-    compiled = CompiledStatement.of(query.rows, asyncpg_dialect.dialect())
+    compiled = CompiledStatement.of(query.rows, asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
     arguments = compiled.arguments(params)
 
     async def explain() -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""``/api/v1/users/{user_id}/tasks``: a user's tasks, their change feed and batches."""
+"""``/api/v1/users/{user_id}/tasks``: a user's tasks, their change feed, batches, trash and moves.
+
+Over 300 lines on purpose: one controller per URL prefix, so that a route's code is found from its
+URL in one guess; each handler is thin (parse, one service call, the response).
+"""
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
