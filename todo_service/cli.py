@@ -26,7 +26,7 @@ from todo_service.audit.log import Event, Outcome
 from todo_service.core.errors import AppError
 from todo_service.core.schema import Email
 from todo_service.core.settings import Settings, SettingsError, normalize_database_url
-from todo_service.db.database import create_engine, wait_for_database
+from todo_service.db.database import create_engine, database_config, wait_for_database
 from todo_service.db.models import Role
 from todo_service.http.openapi import DOCS_PATH
 from todo_service.observability.logs import configure_logging
@@ -202,8 +202,6 @@ def prepare_database(settings: Settings, *, migrate: bool) -> None:
 def _upgrade(settings: Settings) -> None:
     # Advanced Alchemy's Alembic commands, as ``todo-service database upgrade`` runs them (its own event loop).
     from advanced_alchemy.alembic.commands import AlembicCommands  # noqa: PLC0415  (only when migrating)
-
-    from todo_service.db.database import database_config  # noqa: PLC0415
 
     AlembicCommands(sqlalchemy_config=database_config(settings)).upgrade("head")
 
