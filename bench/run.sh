@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `just bench`: this service beside the raw-asyncpg ceiling, with the shared load harness, then
-# what the harness does not measure (bench/extras.sh: login against argon2, reads beside logins,
-# memory over a long run).
+# One configuration of `just bench` (bench/bench.sh runs them by name): this service beside the
+# raw-asyncpg ceiling, with the shared load harness, then for bare what the harness does not measure
+# (bench/extras.sh: login against argon2, reads beside logins, polling, memory over a long run).
 #
 # The harness (compare.sh and its `limit` target) lives outside the repository, in
 # BENCH_HARNESS (default ../shared/bench). It is copied to bench/.harness first, so its venv and
