@@ -2,10 +2,10 @@
 
 ``todo-service run`` checks it before it serves (``cli.py``): it brings a SQLite database up to the
 head itself (one file on one machine: nobody to race), and refuses to start on PostgreSQL while
-the schema is behind, naming the command to run. Readiness's database check fails while the schema
-is behind (a server started another way, a database restored from an older backup). A database *ahead* of
-the code (a newer release migrated it, during a rolling update) is not behind: migrations keep the
-previous release working, so the older replicas keep serving.
+the schema is behind, naming the command to run. Readiness's database check fails while the
+schema is behind (a server started another way, a database restored from an older backup). A
+database *ahead* of the code (a newer release migrated it, during a rolling update) is not behind:
+migrations keep the previous release working, so the older replicas keep serving.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ if TYPE_CHECKING:
 
     from todo_service.system.services import Check
 
-__all__ = ("UPGRADE_COMMAND", "SchemaBehind", "SchemaState", "read_schema_state", "with_schema")
+__all__ = (
+    "UPGRADE_COMMAND",
+    "Migrations",
+    "SchemaBehind",
+    "SchemaState",
+    "migrations",
+    "read_schema_state",
+    "with_schema",
+)
 
 UPGRADE_COMMAND = "todo-service database upgrade"
 # Alembic says which dialect it found each time a context is made: noise at every start and probe.
