@@ -152,3 +152,18 @@ async def test_concurrent_moves_into_one_gap_keep_a_total_order(client: Client, 
     assert listed[0] == "x"
     assert listed[-1] == "y"
     assert sorted(listed[1:-1]) == sorted(task["title"] for task in movers)
+
+
+async def test_a_restored_task_whose_place_was_taken_comes_back_last(client: Client, account: Account) -> None:
+    """A move into the same gap computes the same key: the trashed task's place is then someone else's."""
+    x = await create_task(client, account, title="x")
+    await create_task(client, account, title="y")
+    a = await create_task(client, account, title="a")
+    b = await create_task(client, account, title="b")
+    assert (await move(client, account, a, after=x["id"])).status_code == 200
+    assert (await client.delete(f"{account.tasks_url}/{a['id']}", headers=account.headers)).status_code == 200
+    taken = await move(client, account, b, after=x["id"])
+    restored = await client.post(f"{account.tasks_url}/{a['id']}/restore", headers=account.headers)
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["position"] != taken.json()["position"]
+    assert await ordered(client, account) == ["x", "b", "y", "a"]

@@ -39,7 +39,16 @@ if TYPE_CHECKING:
     from todo_service.security.access import Caller
     from todo_service.tasks.repository import TaskRepository
 
-__all__ = ("MAX_ATTEMPTS", "Siblings", "duplicate_position", "move_task", "new_rank", "place", "rebalance")
+__all__ = (
+    "MAX_ATTEMPTS",
+    "Siblings",
+    "duplicate_position",
+    "move_task",
+    "new_rank",
+    "place",
+    "rebalance",
+    "reposition_trashed",
+)
 
 MAX_ATTEMPTS = 10
 _OWNER, _LIST, _PARENT, _EXCLUDE, _POSITION = "owner_id", "list_id", "parent_id", "exclude_id", "position"
@@ -107,7 +116,7 @@ async def place(  # noqa: PLR0913  (the task, its group, and where in it)
     """The key for ``task_id`` right after (or before) the sibling at ``anchor`` (None: first, or last).
 
     A retry (``attempt`` > 0: a concurrent move took the key) takes a random key in the same gap
-    (``attempt`` random halvings), so that movers racing into one gap stop choosing the same one.
+    (``2 * attempt`` random halvings), so that movers racing into one gap stop choosing the same one.
     """
     params = {**group.params(owner_id), _EXCLUDE: task_id}
     if anchor is not None:
@@ -119,7 +128,7 @@ async def place(  # noqa: PLR0913  (the task, its group, and where in it)
     else:
         low, high = (anchor, neighbour) if after else (neighbour, anchor)
     key = key_between(low, high)
-    for _ in range(attempt):
+    for _ in range(2 * attempt):
         low, high = (low, key) if secrets.randbelow(2) else (key, high)
         key = key_between(low, high)
     return key
@@ -233,3 +242,25 @@ async def move_task(  # noqa: PLR0913  (the task, where it goes, the preconditio
         return moved
 
     return await with_retries(attempt)
+
+
+@cache
+def _reposition_trashed() -> Update:
+    return (
+        update(Task)
+        .where(
+            Task.id == bindparam("task_id", type_=Task.id.type),
+            Task.user_id == bindparam(_OWNER, type_=Task.user_id.type),
+            Task.deleted_at.is_not(None),
+        )
+        .values(position=bindparam("new_position", type_=_COLUMNS["position"].type), updated_at=Task.updated_at)
+    )
+
+
+async def reposition_trashed(db: Statements, owner_id: UUID, task_id: UUID, now: datetime) -> None:
+    """Give a task in the trash a new position, last among its siblings (its own was taken meanwhile).
+
+    A tombstone's position is no one's business until it is restored: no revision moves.
+    """
+    params = {_OWNER: owner_id, "task_id": task_id, "new_position": new_rank(now)}
+    await db.affected(_reposition_trashed(), params)

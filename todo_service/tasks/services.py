@@ -21,7 +21,7 @@ from todo_service.db.driver_errors import foreign_key_violated
 from todo_service.security.access import refuse
 from todo_service.tasks.cursors import START
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
-from todo_service.tasks.ordering import move_task
+from todo_service.tasks.ordering import duplicate_position, move_task, reposition_trashed
 from todo_service.tasks.placement import changed_columns, moved_subtree, needs_transaction, new_task_columns
 from todo_service.tasks.queries import as_utc
 from todo_service.tasks.schedule import Schedule, owner_zone, record_completion
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
     from uuid import UUID
 
-    from todo_service.db.statements import Statements
+    from todo_service.db.statements import Row, Statements
     from todo_service.idempotency.store import Idempotency
     from todo_service.security.access import Caller
     from todo_service.tasks.cursors import Cursors
@@ -367,14 +367,25 @@ class TaskService:
             TaskNotFound: the task is not in the owner's trash (never was, expired, or someone else's).
         """
         now = datetime.now(UTC)
+        try:
+            row = await self._restore(caller, owner_id, task_id, now)
+        except Exception as exc:
+            if not duplicate_position(exc):
+                raise
+            # Its place among its siblings was taken while it was in the trash: it comes back last.
+            await reposition_trashed(self.repository.statements, owner_id, task_id, now)
+            row = await self._restore(caller, owner_id, task_id, now)
+        self._changed(owner_id)
+        return TaskRead(*row)
+
+    async def _restore(self, caller: Caller, owner_id: UUID, task_id: UUID, now: datetime) -> Row:
         async with self.repository.statements.transaction() as tx:
             # The subtasks that went to the trash with it come back with it (tasks/tree.py).
             await restore_subtree(tx, caller, owner_id, task_id, now=now)
             row = await self.repository.restore(caller, owner_id, task_id, now, db=tx)
             if row is None:
                 await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
-        self._changed(owner_id)
-        return TaskRead(*row)
+        return row
 
     async def trash(self, caller: Caller, owner_id: UUID, *, page: int, limit: int) -> Page[TrashedTask]:
         """One page of the owner's trash, most recently deleted first."""
