@@ -3,7 +3,8 @@
 Seeds the tasks with COPY (creation ranks, as migration 0007 gives existing tasks), prints the plan
 of a list's first page in ``position`` order, then the latency of ``GET .../tasks?list_id&top_level
 &sort=position`` (first page, and page 2,500: the offset's cost), of the default listing beside it,
-and of ``POST .../tasks/{id}/move`` (after a random sibling; first). The figures include the
+of ``POST .../tasks/{id}/move`` (after a random sibling; first), of a parent's subtasks and of
+deleting a parent with its subtree. The figures include the
 in-process client and the page's exact total. usage: uv run --frozen python bench/order_100k.py
 """
 
@@ -97,6 +98,21 @@ async def main() -> None:
 
             print("move after a random sibling:", await timed(lambda: move(random.choice(ids))))  # noqa: S311
             print("move first:", await timed(lambda: move(None)))
+
+            parent = (await client.post(tasks, json={"title": "parent"}, headers=headers)).json()["id"]
+            for n in range(3):
+                await client.post(tasks, json={"title": f"child {n}", "parent_id": parent}, headers=headers)
+            children = {"parent_id": parent, "sort": "position"}
+            print("list a parent's subtasks:", await timed(lambda: client.get(tasks, params=children, headers=headers)))
+            spent = []
+            for _ in range(20):
+                doomed = (await client.post(tasks, json={"title": "doomed"}, headers=headers)).json()["id"]
+                for _ in range(3):
+                    await client.post(tasks, json={"title": "kid", "parent_id": doomed}, headers=headers)
+                start = time.perf_counter()
+                assert (await client.delete(f"{tasks}/{doomed}", headers=headers)).status_code == 200
+                spent.append((time.perf_counter() - start) * 1000)
+            print(f"delete a parent with 3 subtasks (to the trash): p50 {statistics.median(spent):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ def upgrade() -> None:
         where = sa.text(f"deleted_at IS NULL AND {parent}")
         op.create_index(name, "tasks", columns, unique=True, postgresql_where=where, sqlite_where=where)
     op.create_index("ix_tasks_user_id_overdue_at", "tasks", ["user_id", "overdue_at"])
+    subtask = sa.text("parent_id IS NOT NULL")
+    op.create_index("ix_tasks_parent_id", "tasks", ["parent_id"], postgresql_where=subtask, sqlite_where=subtask)
     op.create_table(
         "task_completions",
         sa.Column("id", GUID(length=16), nullable=False),
@@ -130,6 +132,7 @@ def downgrade() -> None:
     op.drop_table("task_reminders")
     op.drop_table("task_completions")
     op.drop_index("ix_tasks_user_id_overdue_at", table_name="tasks")
+    op.drop_index("ix_tasks_parent_id", table_name="tasks")
     op.drop_index("uq_tasks_top_level_position", table_name="tasks")
     op.drop_index("uq_tasks_subtasks_position", table_name="tasks")
     # SQLite (3.35+) drops a column in place when nothing (index, trigger, constraint) names it.

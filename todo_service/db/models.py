@@ -142,7 +142,13 @@ class Task(UUIDAuditBase):
             postgresql_where=text("deleted_at IS NULL AND parent_id IS NULL"),
             sqlite_where=text("deleted_at IS NULL AND parent_id IS NULL"),
         ),
-        # A task's subtasks (and the subtree a delete takes along): the subtasks index above.
+        # A task's subtasks: the parent_id filter, and the walks of a subtree (delete, restore, list moves).
+        Index(
+            "ix_tasks_parent_id",
+            "parent_id",
+            postgresql_where=text("parent_id IS NOT NULL"),
+            sqlite_where=text("parent_id IS NOT NULL"),
+        ),
         # The overdue filter (timed and all-day tasks alike).
         Index("ix_tasks_user_id_overdue_at", "user_id", "overdue_at"),
     )
