@@ -167,3 +167,18 @@ async def test_a_restored_task_whose_place_was_taken_comes_back_last(client: Cli
     assert restored.status_code == 200, restored.text
     assert restored.json()["position"] != taken.json()["position"]
     assert await ordered(client, account) == ["x", "b", "y", "a"]
+
+
+async def test_the_schema_shows_the_new_fields_and_routes(client: Client) -> None:
+    document = (await client.get("/api/docs/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+    task = schemas["TaskRead"]["properties"]
+    assert {"parent_id", "position", "due_on", "timezone", "rrule", "overdue_at", "reminded_at"} <= task.keys()
+    assert {"parent_id", "due_on", "timezone", "rrule"} <= schemas["TaskCreate"]["properties"].keys()
+    assert schemas["TaskMove"]["additionalProperties"] is False
+    paths = document["paths"]
+    assert "post" in paths["/api/v1/users/{user_id}/tasks/{task_id}/move"]
+    assert {"get", "put"} <= paths["/api/v1/users/{user_id}/tasks/{task_id}/reminders"].keys()
+    listing = {parameter["name"] for parameter in paths["/api/v1/users/{user_id}/tasks"]["get"]["parameters"]}
+    assert {"parent_id", "top_level"} <= listing
+    assert "timezone" in schemas["UserRead"]["properties"]

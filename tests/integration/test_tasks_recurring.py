@@ -191,3 +191,31 @@ async def test_a_recurring_all_day_task_in_the_owners_zone(client: Client, accou
     after = (await complete(client, account, task)).json()
     assert after["due_on"] == "2099-03-08"
     assert after["overdue_at"] == "2099-03-09T04:00:00Z"  # midnight in New York, summer time begun
+
+
+async def test_a_put_or_a_batch_that_completes_a_recurring_task_moves_it_on_too(
+    client: Client, account: Account
+) -> None:
+    task = await create_task(client, account, due_date="2099-01-01T09:00:00Z", rrule="FREQ=DAILY")
+    put = await client.put(
+        url(account, task),
+        json={"title": "renamed", "completed": True},
+        headers={**account.headers, "If-Match": task["etag"]},
+    )
+    assert put.status_code == 200, put.text
+    assert (put.json()["title"], put.json()["completed"], put.json()["due_date"]) == (
+        "renamed",
+        False,
+        "2099-01-02T09:00:00Z",
+    )
+    batch = await client.post(
+        f"{account.tasks_url}/batch",
+        json={"operations": [{"op": "update", "task_id": task["id"], "completed": True}]},
+        headers=account.headers,
+    )
+    assert batch.status_code == 200, batch.text
+    assert batch.json()["results"][0]["task"]["due_date"] == "2099-01-03T09:00:00Z"
+    stale = await client.put(
+        url(account, task), json={"completed": True}, headers={**account.headers, "If-Match": task["etag"]}
+    )
+    assert stale.status_code == 412

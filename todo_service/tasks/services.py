@@ -250,7 +250,28 @@ class TaskService:
                     for name in differ
                 ]
                 raise ValidationFailed(f"Invalid {differ[0]}: is read-only and differs from the task", errors=errors)
+        if changes.get("completed") is True:
+            # Completing a recurring task moves it to its next occurrence, however it is completed.
+            return await self._edit_and_complete(caller, owner_id, task_id, changes=changes, if_match=if_match, db=db)
         return await self.update_task(caller, owner_id, task_id, changes, if_match=if_match, db=db)
+
+    async def _edit_and_complete(  # noqa: PLR0913  (the task, its fields, and how to run)
+        self,
+        caller: Caller,
+        owner_id: UUID,
+        task_id: UUID,
+        *,
+        changes: dict[str, Any],
+        if_match: tuple[int, ...] | None,
+        db: Statements | None,
+    ) -> TaskRead:
+        """A PUT with ``completed: true``: the other fields, then :meth:`complete`, in one transaction."""
+        rest = {name: value for name, value in changes.items() if name != "completed"}
+        async with self._in_transaction(db, needed=True) as tx:
+            if rest:
+                await self.update_task(caller, owner_id, task_id, rest, if_match=if_match, db=tx)
+                if_match = None  # checked by that write, in this transaction
+            return await self.complete(caller, owner_id, task_id, completed=True, if_match=if_match, db=tx)
 
     async def complete(  # noqa: PLR0913  (the task, the flag, and how to run)
         self,
@@ -308,7 +329,7 @@ class TaskService:
         async with self._in_transaction(db, needed=True) as tx:
             assert tx is not None  # noqa: S101  (needed=True)
             row = await self.repository.one(caller, owner_id, task_id, db=tx)
-            if row is None or (stored := TaskRead(*row)).rrule is None:
+            if row is None or (stored := TaskRead(*row)).rrule is None or stored.completed:
                 return None
             revision = int(stored.etag.strip('"'))
             if if_match is not None and revision not in if_match:
