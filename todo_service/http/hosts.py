@@ -106,4 +106,3 @@ def check_host(scope: Scope, allowed: AllowedHosts | None) -> None:
         raise InvalidHost("The request has more than one Host header")
     if allowed is not None and not allowed.allows(host_of(scope)):
         raise InvalidHost
-
