@@ -94,6 +94,7 @@ def task_values(user_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
         "completed_at": None,
         "created_at": NOW,
         "updated_at": NOW,
+        "position": f"n0{uuid.uuid4().hex}1",  # a rank of its own among its siblings (tasks/ranks.py)
     }
     return values | overrides
 
