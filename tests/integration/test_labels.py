@@ -75,6 +75,20 @@ async def test_recolour_with_if_match(client: Client, account: Account) -> None:
     assert (stale.status_code, stale.headers["ETag"]) == (412, '"2"')
 
 
+async def test_an_empty_patch_answers_the_label_as_it_is(client: Client, account: Account) -> None:
+    made = await create_label(client, account, "Later", color="#00aa00")
+    url = f"{labels_url(account)}/{made['id']}"
+    same = await client.patch(url, json={}, headers={**account.headers, "If-Match": '"1"'})
+    assert (same.status_code, same.json()["name"], same.json()["color"], same.headers["ETag"]) == (
+        200,
+        "Later",
+        "#00aa00",
+        '"1"',
+    )
+    too_large = await client.patch(url, json={}, headers={**account.headers, "If-Match": '"9223372036854775808"'})
+    assert too_large.status_code == 412
+
+
 async def test_tasks_carry_label_ids(client: Client, account: Account) -> None:
     home = await create_label(client, account, "home")
     work = await create_label(client, account, "work")

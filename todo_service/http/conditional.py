@@ -52,6 +52,9 @@ def none_match(header: str | None, etag: str) -> bool:
     return tags is not None and etag not in tags
 
 
+MAX_REVISION = 2**63 - 1  # BIGINT
+
+
 def revisions_in(header: str | None) -> tuple[int, ...] | None:
     """The revisions an ``If-Match`` names (None: no header, or ``*``: any current version).
 
@@ -62,7 +65,9 @@ def revisions_in(header: str | None) -> tuple[int, ...] | None:
     tags = entity_tags(header)
     if tags is None:
         return None
-    revisions = tuple(int(tag[1:-1]) for tag in tags if tag[1:-1].isdigit() and len(tag) < 24)  # noqa: PLR2004
+    # Ours are 64-bit integers: a longer or larger number names none (and must not reach the database).
+    numbers = (int(tag[1:-1]) for tag in tags if tag[1:-1].isdigit() and len(tag) < 24)  # noqa: PLR2004
+    revisions = tuple(number for number in numbers if number <= MAX_REVISION)
     return revisions or (-1,)
 
 

@@ -13,7 +13,7 @@ import uuid
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, case, cast, delete, literal_column, or_, select, update
+from sqlalchemy import String, bindparam, case, cast, delete, false, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
@@ -89,7 +89,8 @@ def _clash() -> Select[Any]:
 def _update(fields: frozenset[str], *, own: bool, expected: bool) -> Update:
     """Set ``fields`` (name, which also sets name_key, and color); the version moves only when a value differs."""
     columns = {"name", "name_key", "color"} & ({*fields, "name_key"} if "name" in fields else set(fields))
-    changed = or_(*(_COLUMNS[name] != bindparam(f"was_{name}", type_=_COLUMNS[name].type) for name in columns))
+    # An empty PATCH changes nothing: false(), so it answers the label as it is (If-Match still applies).
+    changed = or_(false(), *(_COLUMNS[name] != bindparam(f"was_{name}", type_=_COLUMNS[name].type) for name in columns))
     values: dict[str, Any] = {name: bindparam(f"set_{name}", type_=_COLUMNS[name].type) for name in columns}
     values["version"] = case((changed, Label.version + 1), else_=Label.version)
     values["updated_at"] = case((changed, _NOW), else_=Label.updated_at)
