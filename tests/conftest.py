@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 BACKENDS = ("sqlite", "postgresql")
 
 
+# The image test builds and runs the container image (minutes): `just image-test` sets IMAGE_TEST
+# and runs it, `.ci/run` too; the rest of the suite does not wait for it.
+collect_ignore = [] if os.environ.get("IMAGE_TEST") else ["image"]
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> Iterator[str]:
     """A PostgreSQL server: ``TEST_DATABASE_URL`` if given, else one started for this session."""

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from tests.servers import STARTUP_TIMEOUT, free_port
@@ -31,8 +32,10 @@ __all__ = ("Nginx", "PgBouncer", "nginx", "pgbouncer")
 def _binary(name: str, package: str) -> str:
     found = shutil.which(name) or next((str(p) for p in Path("/usr/sbin").glob(name)), None)
     if found is None:
-        msg = f"{name} not found: `apt-get install -y {package}` (`just test` installs it)"
-        raise RuntimeError(msg)
+        if os.geteuid() == 0 and shutil.which("apt-get"):  # `just test` would have installed it: a real failure
+            msg = f"{name} not found: `apt-get install -y {package}` (`just test` installs it)"
+            raise RuntimeError(msg)
+        pytest.skip(f"{name} is not installed and cannot be here (not root, or no apt-get): apt-get install {package}")
     return found
 
 
