@@ -4,10 +4,10 @@ where the API is, the development key that survives restarts, and the schema's s
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -184,19 +184,31 @@ def test_the_default_file_is_in_the_working_directory(tmp_path: Path, monkeypatc
     assert (tmp_path / ".dev-secret-key").read_text().strip() == key
 
 
-def _key_of_a_new_process(path: str) -> str:
-    development_key.cache_clear()  # forked: as if this process had just started
-    return settings(DEV_SECRET_KEY_FILE=path).signing_key
-
-
-@pytest.mark.usefixtures("fresh_keys")
 def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
-    path = str(tmp_path / "dev-key")
-    # Spawned, not forked: a fork of this many-threaded test process can inherit a lock held by
-    # another thread and hang. Bounded: a stuck worker fails the test instead of the suite.
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        keys = pool.map_async(_key_of_a_new_process, [path] * 8).get(timeout=120)
-    assert set(keys) == {Path(path).read_text().strip()}
+    """Workers started without the file reach for the key at the same moment: one key for all."""
+    path = tmp_path / "dev-key"
+    start_at = time.time() + 5  # each process imports first; then they all make the key at once
+    script = (
+        "import sys, time\n"
+        "from todo_service.core.settings import Settings\n"
+        "settings = Settings.from_env({'DEV_SECRET_KEY_FILE': sys.argv[1]}, env_file=None)\n"
+        "time.sleep(max(0.0, float(sys.argv[2]) - time.time()))\n"
+        "print(settings.signing_key)\n"
+    )
+    processes = [
+        subprocess.Popen(  # noqa: S603  (this interpreter)
+            [sys.executable, "-c", script, str(path), str(start_at)],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 6, outputs
+    assert {stdout.strip() for stdout, _ in outputs} == {path.read_text().strip()}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev-key"]  # no draft left behind
 
 
 @pytest.mark.usefixtures("fresh_keys")
