@@ -130,6 +130,15 @@ def test_a_new_directory_is_migrated_at_start_and_served(tmp_path: Path) -> None
         assert "Traceback" not in again.output()
 
 
+def test_production_without_a_secret_key_refuses_to_start_with_one_line(tmp_path: Path) -> None:
+    env = service_env(APP_ENV="production")
+    del env["SECRET_KEY"]
+    result = run_console("run", "--port", str(free_port()), cwd=tmp_path, env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == ["todo-service: invalid setting SECRET_KEY: required when APP_ENV=production"]
+    assert list(tmp_path.iterdir()) == []  # no key file, no database
+
+
 # PostgreSQL: behind the code, the server refuses; migrated, it starts
 
 
