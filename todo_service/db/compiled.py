@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+from advanced_alchemy.types import GUID, DateTimeUTC
 from sqlalchemy.sql.expression import ReturnsRows
 
 if TYPE_CHECKING:
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 __all__ = ("CompiledStatement",)
 
 Params = Mapping[str, Any]
+# Types whose result processing returns asyncpg's value as it is: GUID passes on a UUID (asyncpg's
+# subclass of uuid.UUID), DateTimeUTC an aware datetime (TIMESTAMP WITH TIME ZONE always is one).
+# Their processors are skipped: each is a TypeDecorator call per value (about a fifth of a list
+# page's CPU, ADR 0002), and tests/integration/test_statements.py holds the rows equal to SQLAlchemy's.
+AS_ASYNCPG_RETURNS = (GUID, DateTimeUTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,8 @@ class CompiledStatement:
         results = tuple(
             (index, processor)
             for index, column in enumerate(returned)
-            if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
+            if not isinstance(column.type, AS_ASYNCPG_RETURNS)
+            and (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
         )
         sql = compiled.string
         return cls(sql, sql.split(None, 1)[0], names, fixed, binds, results)
