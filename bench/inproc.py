@@ -174,7 +174,7 @@ async def main() -> None:
             for _ in range(200):  # warm-up: caches, prepared statements, the pool
                 status = await driver.scenario(name)
                 assert status < 300, f"{name}: {status} (is RUN_DIR the latest seeded run?)"
-            profiler = cProfile.Profile() if args.profile else None
+            profiler = cProfile.Profile(time.process_time) if args.profile else None
             if profiler:
                 profiler.enable()
             cpu, wall = time.process_time(), time.perf_counter()
