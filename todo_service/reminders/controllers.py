@@ -9,7 +9,7 @@ from litestar.params import FromPath, JSONBody
 
 from todo_service.core.errors import Forbidden, NotFound
 from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
-from todo_service.reminders.schemas import ReminderList, Reminders
+from todo_service.reminders.schemas import ReminderList, ReminderSet
 from todo_service.reminders.services import ReminderService
 from todo_service.security.access import Caller
 from todo_service.tasks.errors import TaskNotFound
@@ -46,7 +46,7 @@ class ReminderController(Controller):
         *,
         user_id: FromPath[UUID],
         task_id: FromPath[UUID],
-        data: JSONBody[Reminders],
+        data: JSONBody[ReminderSet],
         request: Request[Caller, Any, Any],
         reminder_service: NamedDependency[ReminderService],
     ) -> ReminderList:

@@ -10,7 +10,7 @@ import msgspec
 
 from todo_service.core.schema import RequestBody
 
-__all__ = ("MAX_BEFORE_DUE", "MAX_REMINDERS", "ReminderIn", "ReminderList", "ReminderRead", "Reminders")
+__all__ = ("MAX_BEFORE_DUE", "MAX_REMINDERS", "ReminderIn", "ReminderList", "ReminderRead", "ReminderSet")
 
 MAX_REMINDERS = 10
 MAX_BEFORE_DUE = 366 * 24 * 3600  # a year, in seconds
@@ -36,7 +36,7 @@ class ReminderIn(RequestBody, kw_only=True):
     ) = msgspec.UNSET
 
 
-class Reminders(RequestBody):
+class ReminderSet(RequestBody):
     """The task's reminders, all of them (they replace the ones it had)."""
 
     reminders: Annotated[list[ReminderIn], msgspec.Meta(max_length=MAX_REMINDERS)]
