@@ -22,11 +22,28 @@ tasks, recurrence and reminders are forgotten).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import sqlalchemy as sa
 from advanced_alchemy.types import GUID, DateTimeUTC
 from alembic import op
 
-from todo_service.tasks.ranks import DIGITS, time_key
+# A copy of ``todo_service/tasks/ranks.py``'s ``time_key`` as it was when this migration was
+# written: a migration must not change when the application's code does (a test keeps them equal).
+DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def time_key(instant: datetime) -> str:
+    """The rank of a task created at ``instant``: later instants sort after."""
+    micros = max(0, (instant - _EPOCH) // timedelta(microseconds=1))
+    digits = ""
+    while micros:
+        micros, digit = divmod(micros, len(DIGITS))
+        digits = DIGITS[digit] + digits
+    digits = digits.rjust(10, DIGITS[0])
+    return chr(ord("n") + len(digits) - 1) + digits
+
 
 revision = "0007"
 down_revision = "0006"
