@@ -44,3 +44,30 @@ async def test_a_task_sent_to_a_list_being_deleted_is_a_422_not_a_500(
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "list_id"
     assert (await client.get(account.tasks_url, headers=account.headers)).json()["total"] == 0
+
+
+async def test_two_labels_renamed_to_one_name_at_once_is_a_409_not_a_500(
+    client: Client, account: Account, db_engine: AsyncEngine, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite runs one writer at a time")
+    labels_url = f"/api/v1/users/{account.id}/labels"
+    first = (await client.post(labels_url, json={"name": "One", "color": "#111111"}, headers=account.headers)).json()
+    second = (await client.post(labels_url, json={"name": "Two", "color": "#222222"}, headers=account.headers)).json()
+    async with db_engine.connect() as renaming:
+        # The first rename, under way: the name taken, not yet committed (the second cannot see it).
+        transaction = await renaming.begin()
+        await renaming.execute(
+            text("UPDATE labels SET name = 'Same', name_key = 'same' WHERE id = :l"), {"l": uuid.UUID(first["id"])}
+        )
+        rename = asyncio.create_task(
+            client.patch(f"{labels_url}/{second['id']}", json={"name": "same"}, headers=account.headers)
+        )
+        await asyncio.sleep(0.5)
+        assert not rename.done()  # waiting on the unique index's uncommitted entry
+        await transaction.commit()
+    response = await asyncio.wait_for(rename, timeout=10)
+    assert response.status_code == 409, response.text
+    assert response.json()["error_code"] == "LABEL_NAME_TAKEN"
+    names = {label["name"] for label in (await client.get(labels_url, headers=account.headers)).json()["items"]}
+    assert names == {"Same", "Two"}

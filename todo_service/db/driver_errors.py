@@ -6,7 +6,7 @@ import sqlite3
 
 import asyncpg
 
-__all__ = ("connection_lost", "foreign_key_violated")
+__all__ = ("connection_lost", "foreign_key_violated", "unique_violated")
 
 
 # asyncpg's protocol state machine, after the connection broke under an operation: the protocol is
@@ -37,6 +37,21 @@ def foreign_key_violated(exc: BaseException) -> bool:
         if isinstance(current, asyncpg.exceptions.ForeignKeyViolationError):
             return True
         if isinstance(current, sqlite3.IntegrityError) and "FOREIGN KEY" in str(current):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
+def unique_violated(exc: BaseException) -> bool:
+    """Whether a statement broke a unique index: a concurrent write took the value first (asyncpg or SQLite)."""
+    current: BaseException | None = exc
+    for _ in range(_MAX_CAUSES):
+        if current is None:
+            return False
+        if isinstance(current, asyncpg.exceptions.UniqueViolationError):
+            return True
+        if isinstance(current, sqlite3.IntegrityError) and "UNIQUE" in str(current):
             return True
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from todo_service.core.errors import Forbidden, PreconditionFailed
 from todo_service.core.pagination import Page
+from todo_service.db.driver_errors import unique_violated
 from todo_service.labels.errors import LabelNameTaken, LabelNotFound
 from todo_service.labels.schemas import LabelRead, name_key
 from todo_service.security.access import refuse
@@ -94,7 +95,15 @@ class LabelService:
         if "color" in changes:
             changes["color"] = changes["color"].lower()
         expected = if_match[0] if if_match else None
-        row = await self.repository.change(caller, owner_id, label_id, changes, datetime.now(UTC), if_match=expected)
+        try:
+            row = await self.repository.change(
+                caller, owner_id, label_id, changes, datetime.now(UTC), if_match=expected
+            )
+        except Exception as exc:
+            # Two renames to one name at once: both saw it free; the unique index refuses the second.
+            if unique_violated(exc):
+                raise LabelNameTaken from None
+            raise
         if row is None:
             await self._refuse_write(caller, owner_id, label_id, if_match, changes.get("name_key"))
         return LabelRead(*row)
