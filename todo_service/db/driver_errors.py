@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("connection_lost", "foreign_key_violated", "unique_violated")
 
@@ -28,48 +32,45 @@ def _driver_lost(exc: BaseException) -> bool:
     ) or (isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc))
 
 
-def foreign_key_violated(exc: BaseException) -> bool:
-    """Whether a statement broke a foreign key: a row it names was deleted meanwhile (asyncpg or SQLite)."""
-    current: BaseException | None = exc
-    for _ in range(_MAX_CAUSES):
-        if current is None:
-            return False
-        if isinstance(current, asyncpg.exceptions.ForeignKeyViolationError):
-            return True
-        if isinstance(current, sqlite3.IntegrityError) and "FOREIGN KEY" in str(current):
-            return True
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
+def _caused_by(exc: BaseException, matches: Callable[[BaseException], bool]) -> bool:
+    """Whether ``exc`` or one of its causes ``matches``.
 
-
-def unique_violated(exc: BaseException) -> bool:
-    """Whether a statement broke a unique index: a concurrent write took the value first (asyncpg or SQLite)."""
-    current: BaseException | None = exc
-    for _ in range(_MAX_CAUSES):
-        if current is None:
-            return False
-        if isinstance(current, asyncpg.exceptions.UniqueViolationError):
-            return True
-        if isinstance(current, sqlite3.IntegrityError) and "UNIQUE" in str(current):
-            return True
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether an asyncpg error means the database is out of reach (a retryable 503), not a bug.
-
-    Also when SQLAlchemy wrapped it: its ``DBAPIError`` keeps the adapted driver error in ``orig``,
-    and that one was raised from asyncpg's own error (its ``__cause__``).
+    SQLAlchemy's ``DBAPIError`` keeps the adapted driver error in ``orig``, and that one was raised
+    from the driver's own error (its ``__cause__``).
     """
     current: BaseException | None = exc
     for _ in range(_MAX_CAUSES):
         if current is None:
             return False
-        if _driver_lost(current):
+        if matches(current):
             return True
         orig = getattr(current, "orig", None)  # sqlalchemy.exc.StatementError and subclasses
         current = orig if isinstance(orig, BaseException) else current.__cause__
     return False
+
+
+def _foreign_key(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.exceptions.ForeignKeyViolationError) or (
+        isinstance(exc, sqlite3.IntegrityError) and "FOREIGN KEY" in str(exc)
+    )
+
+
+def _unique(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.exceptions.UniqueViolationError) or (
+        isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc)
+    )
+
+
+def foreign_key_violated(exc: BaseException) -> bool:
+    """Whether a statement broke a foreign key: a row it names was deleted meanwhile (asyncpg or SQLite)."""
+    return _caused_by(exc, _foreign_key)
+
+
+def unique_violated(exc: BaseException) -> bool:
+    """Whether a statement broke a unique index: a concurrent write took the value first (asyncpg or SQLite)."""
+    return _caused_by(exc, _unique)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether an asyncpg error means the database is out of reach (a retryable 503), not a bug (wrapped or not)."""
+    return _caused_by(exc, _driver_lost)
