@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Text, cast, func, select
+from sqlalchemy import BigInteger, String, Text, cast, func, literal_column, select
 
 from todo_service.db.models import ChangeCounter
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
+    from sqlalchemy.orm import InstrumentedAttribute
 
-__all__ = ("next_revision", "visible_below")
+__all__ = ("etag", "next_revision", "visible_below")
 
 
 def next_revision(dialect: str) -> ColumnElement[int]:
@@ -43,3 +44,9 @@ def visible_below(dialect: str) -> ColumnElement[int] | None:
     if dialect == "postgresql":
         return cast(cast(func.pg_snapshot_xmin(func.pg_current_snapshot()), Text), BigInteger)
     return None
+
+
+def etag(version: ColumnElement[int] | InstrumentedAttribute[int]) -> ColumnElement[str]:
+    """The strong entity tag of a row in SQL, ``"<version>"`` (a task's revision, a list's or label's version)."""
+    quote = literal_column("'\"'", String)
+    return (quote + cast(version, String) + quote).label("etag")

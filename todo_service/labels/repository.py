@@ -13,13 +13,13 @@ import uuid
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, case, cast, delete, false, literal_column, or_, select, update
+from sqlalchemy import bindparam, case, delete, false, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from todo_service.core.pagination import PageQuery, fetch_page
 from todo_service.db.models import Label, Task, TaskLabel
-from todo_service.db.revisions import next_revision
+from todo_service.db.revisions import etag, next_revision
 from todo_service.security.access import caller_params, explain_refusal, guard
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ("LABEL_COLUMNS", "LabelRepository")
 
-_QUOTE = literal_column("'\"'", String)
 LABEL_COLUMNS: tuple[Any, ...] = (
     Label.id,
     Label.user_id,
@@ -41,7 +40,7 @@ LABEL_COLUMNS: tuple[Any, ...] = (
     Label.color,
     Label.created_at,
     Label.updated_at,
-    (_QUOTE + cast(Label.version, String) + _QUOTE).label("etag"),
+    etag(Label.version),
 )
 _OWNED = (Label.user_id == bindparam("owner_id"),)
 _THIS = (*_OWNED, Label.id == bindparam("label_id"))

@@ -12,11 +12,11 @@ import uuid
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, case, cast, delete, func, insert, literal_column, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 
 from todo_service.core.pagination import PageQuery, fetch_page
 from todo_service.db.models import Task, TaskList
-from todo_service.db.revisions import next_revision
+from todo_service.db.revisions import etag, next_revision
 from todo_service.security.access import caller_params, explain_refusal, guard
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = ("LIST_COLUMNS", "ListRepository")
 
-_QUOTE = literal_column("'\"'", String)
 LIST_COLUMNS: tuple[Any, ...] = (
     TaskList.id,
     TaskList.user_id,
@@ -38,7 +37,7 @@ LIST_COLUMNS: tuple[Any, ...] = (
     TaskList.is_default,
     TaskList.created_at,
     TaskList.updated_at,
-    (_QUOTE + cast(TaskList.version, String) + _QUOTE).label("etag"),
+    etag(TaskList.version),
 )
 _OWNED = (TaskList.user_id == bindparam("owner_id"),)
 _THIS = (*_OWNED, TaskList.id == bindparam("list_id"))

@@ -24,12 +24,10 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    cast,
     delete,
     false,
     func,
     insert,
-    literal_column,
     not_,
     or_,
     outerjoin,
@@ -42,7 +40,7 @@ from sqlalchemy.orm import aliased
 
 from todo_service.core.pagination import PageQuery
 from todo_service.db.models import Priority, Task, TaskLabel, TaskList, User
-from todo_service.db.revisions import next_revision, visible_below
+from todo_service.db.revisions import etag, next_revision, visible_below
 from todo_service.security.access import guard
 from todo_service.tasks.labelling import LabelIds, among, label_params
 from todo_service.tasks.schemas import TaskRead
@@ -80,9 +78,8 @@ __all__ = (
 )
 
 # The ETag, made in SQL from the revision: '"<revision>"' (strong; it changes with every write).
-_ETAG = (literal_column("'\"'", String) + cast(Task.revision, String) + literal_column("'\"'", String)).label("etag")
 # What TaskRead's fields are read from: its columns of the same name, and the ETag.
-_COMPUTED: dict[str, ColumnElement[Any]] = {"etag": _ETAG, "label_ids": LabelIds().label("label_ids")}
+_COMPUTED: dict[str, ColumnElement[Any]] = {"etag": etag(Task.revision), "label_ids": LabelIds().label("label_ids")}
 # The columns of TaskRead, in its field order: one definition (the struct), never typed twice.
 TASK_COLUMNS: tuple[Any, ...] = tuple(
     _COMPUTED.get(field.name, getattr(Task, field.name, None)) for field in msgspec.structs.fields(TaskRead)
