@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 from litestar import Response
 from litestar.params import HeaderParameter
 
-__all__ = ("ANY", "IfMatch", "IfNoneMatch", "conditional", "entity_tags", "none_match", "revisions_in")
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from todo_service.core.pagination import Page
+
+__all__ = (
+    "ANY",
+    "IfMatch",
+    "IfNoneMatch",
+    "Versioned",
+    "conditional",
+    "entity_tags",
+    "none_match",
+    "page_etag",
+    "revisions_in",
+)
 
 ANY = "*"
 
@@ -76,3 +92,32 @@ def conditional(content: Any, etag: str, if_none_match: str | None) -> Response[
     if none_match(if_none_match, etag):
         return Response(content, headers={"ETag": etag})
     return Response(None, status_code=304, headers={"ETag": etag})
+
+
+class Versioned(Protocol):
+    """An item of a listing: its id and its own entity tag (a task, a list, a label)."""
+
+    @property
+    def id(self) -> UUID:
+        """The item's id."""
+        ...  # pragma: no cover
+
+    @property
+    def etag(self) -> str:
+        """The item's ``ETag``, quotes included."""
+        ...  # pragma: no cover
+
+
+V = TypeVar("V", bound=Versioned)
+
+
+def page_etag(page: Page[V]) -> str:
+    """The strong entity tag of a page of a listing: its total, its place, and each item's id and tag.
+
+    It changes exactly when the page's body would: an item added, changed or removed (the total, or
+    the items, move), and stays while nothing in the page or its total changed.
+    """
+    digest = hashlib.blake2b(f"{page.total}/{page.page}/{page.limit}".encode(), digest_size=16)
+    for item in page.items:
+        digest.update(item.id.bytes + item.etag.encode())
+    return f'"{digest.hexdigest()}"'

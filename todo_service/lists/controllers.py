@@ -13,7 +13,7 @@ from todo_service.core.errors import Forbidden, NotFound, PreconditionFailed
 from todo_service.core.pagination import Page, PageNumber, PageSize
 from todo_service.core.schema import MessageResponse
 from todo_service.db.statements import Statements
-from todo_service.http.conditional import IfMatch, IfNoneMatch, conditional, revisions_in
+from todo_service.http.conditional import IfMatch, IfNoneMatch, conditional, page_etag, revisions_in
 from todo_service.http.openapi import AUTHENTICATED, WITH_BODY, error_responses
 from todo_service.idempotency.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from todo_service.idempotency.responses import IdempotencyKey, run_once
@@ -25,7 +25,7 @@ from todo_service.security.access import Caller
 __all__ = ("ListController",)
 
 _NOT_MODIFIED = {304: ResponseSpec(None, description="Not Modified: the ETag in If-None-Match is current (no body)")}
-_READ_ERRORS = error_responses(*AUTHENTICATED, Forbidden, NotFound)
+_READ_ERRORS = {**error_responses(*AUTHENTICATED, Forbidden, NotFound), **_NOT_MODIFIED}
 _ONE_ERRORS = {**error_responses(*AUTHENTICATED, Forbidden, NotFound, ListNotFound), **_NOT_MODIFIED}
 _CREATE_ERRORS = error_responses(
     *AUTHENTICATED, *WITH_BODY, Forbidden, NotFound, IdempotencyKeyReused, IdempotencyKeyInUse
@@ -43,8 +43,8 @@ class ListController(Controller):
     path = "/api/v1/users/{user_id:uuid}/lists"
     tags = ["lists"]
 
-    @get(summary="List lists", responses=_READ_ERRORS)
-    async def list_lists(
+    @get(summary="List lists", responses=_READ_ERRORS, response_headers=_ETAG)
+    async def list_lists(  # noqa: PLR0913  (the path, the page, the precondition and the request's context)
         self,
         *,
         user_id: FromPath[UUID],
@@ -52,9 +52,15 @@ class ListController(Controller):
         list_service: NamedDependency[ListService],
         page: PageNumber = 1,
         limit: PageSize = 20,
-    ) -> Page[ListRead]:
-        """The user's lists: the Inbox first, then the others, oldest first."""
-        return await list_service.list_page(request.user, user_id, page=page, limit=limit)
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[Page[ListRead]]:
+        """The user's lists: the Inbox first, then the others, oldest first.
+
+        The page answers an ``ETag``; ``If-None-Match`` with it answers 304 while nothing in the page,
+        nor its total, changed (a sync client polls this cheaply).
+        """
+        found = await list_service.list_page(request.user, user_id, page=page, limit=limit)
+        return conditional(found, page_etag(found), if_none_match)
 
     @post(summary="Create a list", responses=_CREATE_ERRORS, response_headers=_ETAG)
     async def create_list(

@@ -10,7 +10,6 @@ order and recurrence each touch the same create and update paths.)
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from todo_service.core.errors import AppError, FieldError, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from todo_service.core.pagination import Page
 from todo_service.db.driver_errors import foreign_key_violated
+from todo_service.http.conditional import page_etag
 from todo_service.security.access import refuse
 from todo_service.tasks.cursors import START
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
@@ -95,10 +95,7 @@ class TaskService:
         """
         rows, total = await self.repository.page(caller, owner_id, filters)
         page = Page.of([TaskRead(*row) for row in rows], total=total, page=filters.page, limit=filters.limit)
-        digest = hashlib.blake2b(f"{total}/{filters.page}/{filters.limit}".encode(), digest_size=16)
-        for task in page.items:
-            digest.update(task.id.bytes + task.etag.encode())
-        return page, f'"{digest.hexdigest()}"'
+        return page, page_etag(page)
 
     async def get_task(
         self, caller: Caller, owner_id: UUID, task_id: UUID, *, db: Statements | None = None
