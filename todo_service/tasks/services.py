@@ -33,7 +33,7 @@ from todo_service.tasks.schemas import (
     TaskUpserted,
     TrashedTask,
 )
-from todo_service.tasks.tree import delete_subtree, restore_subtree
+from todo_service.tasks.tree import delete_subtree, lineage, reattach, restore_subtree
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -381,6 +381,9 @@ class TaskService:
     async def restore_task(self, caller: Caller, owner_id: UUID, task_id: UUID) -> TaskRead:
         """Take a task out of the trash, as it was (in its list, or the Inbox if its list was deleted).
 
+        Its ancestors in the trash come back with it, and a subtask hangs from its live ancestor's
+        list (tasks/tree.py, :func:`~todo_service.tasks.tree.lineage`).
+
         Raises:
             TaskNotFound: the task is not in the owner's trash (never was, expired, or someone else's).
         """
@@ -390,19 +393,30 @@ class TaskService:
         except Exception as exc:
             if not duplicate_position(exc):
                 raise
-            # Its place among its siblings was taken while it was in the trash: it comes back last.
-            await reposition_trashed(self.repository.statements, owner_id, task_id, now)
+            # A place among siblings was taken while they were in the trash: the tasks coming back go last.
+            statements = self.repository.statements
+            found = await lineage(statements, owner_id, task_id, now=now)
+            for trashed in (task_id, *(found.ancestors if found else ())):
+                await reposition_trashed(statements, owner_id, trashed, now)
             row = await self._restore(caller, owner_id, task_id, now)
         self._changed(owner_id)
         return TaskRead(*row)
 
     async def _restore(self, caller: Caller, owner_id: UUID, task_id: UUID, now: datetime) -> Row:
         async with self.repository.statements.transaction() as tx:
+            found = await lineage(tx, owner_id, task_id, now=now)
             # The subtasks that went to the trash with it come back with it (tasks/tree.py).
             await restore_subtree(tx, caller, owner_id, task_id, now=now)
             row = await self.repository.restore(caller, owner_id, task_id, now, db=tx)
-            if row is None:
+            if row is None or found is None:
                 await self._refuse(caller, owner_id, write=True, otherwise=TaskNotFound())
+            # Its ancestors in the trash, each alone (a concurrent restore may have brought one back already).
+            for ancestor in found.ancestors:
+                await self.repository.restore(caller, owner_id, ancestor, now, db=tx)
+            if found.reattach:
+                await reattach(tx, caller, owner_id, found, now=now)
+                row = await self.repository.one(caller, owner_id, task_id, db=tx)
+                assert row is not None  # restored above, in this transaction  # noqa: S101
         return row
 
     async def trash(self, caller: Caller, owner_id: UUID, *, page: int, limit: int) -> Page[TrashedTask]:

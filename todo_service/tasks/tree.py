@@ -12,7 +12,9 @@ The rules (docs/api.md, "Subtasks"):
   complete the parent: ``completed`` is each task's own (the anchors differ here; this is the rule
   of Todoist and Microsoft To Do's steps, and the one that never changes a task nobody touched).
 - Deleting a parent deletes its subtree (into the trash with it, or for good); restoring it
-  restores the subtasks that went to the trash with it.
+  restores the subtasks that went to the trash with it. Restoring a subtask whose parent is in
+  the trash restores its trashed ancestors too (each alone), into the list of the live ancestor
+  it hangs from; below an ancestor gone for good it comes back at the top level (:func:`lineage`).
 
 Each walk is one recursive CTE (PostgreSQL and SQLite alike), bounded by the depth limit, so even a
 corrupted tree (which the rules prevent) cannot loop.
@@ -20,8 +22,10 @@ corrupted tree (which the rules prevent) cannot loop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
+from uuid import UUID  # Lineage's fields, at run time
 
 from sqlalchemy import Integer, Select, Update, and_, bindparam, func, literal, or_, select, update
 
@@ -32,12 +36,21 @@ from todo_service.security.access import caller_params, guard
 
 if TYPE_CHECKING:
     from datetime import datetime
-    from uuid import UUID
 
     from todo_service.db.statements import Statements
     from todo_service.security.access import Caller
 
-__all__ = ("MAX_DEPTH", "Placement", "delete_subtree", "move_subtree_to_list", "place_under", "restore_subtree")
+__all__ = (
+    "MAX_DEPTH",
+    "Lineage",
+    "Placement",
+    "delete_subtree",
+    "lineage",
+    "move_subtree_to_list",
+    "place_under",
+    "reattach",
+    "restore_subtree",
+)
 
 MAX_DEPTH = 3
 _WALK_LIMIT = MAX_DEPTH + 2  # a walk never goes deeper than a valid tree can be (plus one to notice)
@@ -205,3 +218,84 @@ async def move_subtree_to_list(  # noqa: PLR0913  (the subtree, its new list, th
     """Move the live subtasks of ``task_id`` into ``list_id``, after their parent went there."""
     params = {**caller_params(caller), _OWNER: owner_id, _START: task_id, _NOW: now, "list_id": list_id}
     return await db.affected(_move_subtree(db.dialect_name, own=owner_id == caller.user_id), params)
+
+
+@cache
+def _lineage() -> Select[Any]:
+    """``:start_id`` and its ancestors, whatever their state, nearest first.
+
+    Rows: (id, parent_id, list_id, live, in the trash at ``:now``).
+    """
+    now = bindparam(_NOW, type_=_COLUMNS["updated_at"].type)
+    state = (Task.deleted_at.is_(None).label("live"), and_(Task.deleted_at.is_not(None), Task.trash_expires_at > now))
+    base = select(Task.id, Task.parent_id, Task.list_id, *state, literal(0, Integer).label("depth")).where(
+        Task.id == bindparam(_START, type_=Task.id.type), Task.user_id == bindparam(_OWNER, type_=Task.user_id.type)
+    )
+    walk = base.cte("lineage", recursive=True)
+    step = select(Task.id, Task.parent_id, Task.list_id, *state, walk.c.depth + 1).where(
+        Task.id == walk.c.parent_id, Task.user_id == bindparam(_OWNER), walk.c.depth < _WALK_LIMIT
+    )
+    walk = walk.union_all(step)
+    return select(*walk.c).order_by(walk.c.depth)
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What restoring a task brings back above it.
+
+    ``ancestors``: its ancestors in the trash, nearest first, up to a live one or one gone for good
+    (expired or pruned); ``top``: the highest task restored (the task itself when no ancestor is);
+    ``parent_id``: ``top``'s parent afterwards (a live ancestor, or None: the top level);
+    ``list_id``: the list they all come back into (the live ancestor's, else ``top``'s);
+    ``reattach``: whether ``top`` changes parent or some of them change list.
+    """
+
+    ancestors: tuple[UUID, ...]
+    top: UUID
+    parent_id: UUID | None
+    list_id: UUID
+    reattach: bool
+
+
+async def lineage(db: Statements, owner_id: UUID, task_id: UUID, *, now: datetime) -> Lineage | None:
+    """How restoring ``task_id`` reattaches it (None: no such task of the owner's)."""
+    rows = await db.all(_lineage(), {_OWNER: owner_id, _START: task_id, _NOW: now})
+    if not rows:
+        return None
+    chain = [rows[0]]  # the task, then each trashed ancestor above it
+    anchor = None
+    for row in rows[1:]:
+        if row[3]:  # live: the chain hangs from it
+            anchor = row
+            break
+        if not row[4]:  # gone for good (the trash expired): the chain stops below it
+            break
+        chain.append(row)
+    top = chain[-1]
+    # No live ancestor: the top was top-level already, or its parent is gone for good (expired, pruned).
+    parent_id, list_id = (anchor[0], anchor[2]) if anchor is not None else (None, top[2])
+    moves = parent_id != top[1] or any(row[2] != list_id for row in chain)
+    return Lineage(tuple(row[0] for row in chain[1:]), top[0], parent_id, list_id, moves)
+
+
+@cache
+def _reattach(dialect: str, *, own: bool) -> Update:
+    where = (Task.id == bindparam(_START), Task.user_id == bindparam(_OWNER), Task.deleted_at.is_(None))
+    return (
+        update(Task)
+        .where(*where, guard(own=own, write=True))
+        .values(
+            parent_id=bindparam("parent_id", type_=_COLUMNS["parent_id"].type),
+            list_id=bindparam("list_id", type_=_COLUMNS["list_id"].type),
+            updated_at=bindparam(_NOW, type_=_COLUMNS["updated_at"].type),
+            revision=next_revision(dialect),
+        )
+    )
+
+
+async def reattach(db: Statements, caller: Caller, owner_id: UUID, found: Lineage, *, now: datetime) -> None:
+    """Put the restored ``found.top`` under ``found.parent_id`` in ``found.list_id``, its live subtree too."""
+    params = {**caller_params(caller), _OWNER: owner_id, _START: found.top, _NOW: now}
+    params.update(parent_id=found.parent_id, list_id=found.list_id)
+    await db.affected(_reattach(db.dialect_name, own=owner_id == caller.user_id), params)
+    await move_subtree_to_list(db, caller, owner_id, found.top, list_id=found.list_id, now=now)
