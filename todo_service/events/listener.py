@@ -11,9 +11,16 @@ back, and a pool connection held for the process's lifetime would be one fewer f
 For the same reason it connects to ``DATABASE_DIRECT_URL`` when set: PgBouncer in transaction mode
 would hand the LISTEN to a server connection other clients then use, and lose its notifications.
 
-When the connection drops (or stops answering the periodic ``SELECT 1``), the listener connects
-again with a growing pause, and on every (re)connection wakes every stream: each reads the feed
-from its own cursor, so what was notified while nobody listened is not lost.
+The trigger notifies only for owners that some process watches (migration 0008): with each LISTEN
+this process writes its row in ``event_watchers`` (a lease of :data:`LEASE_SECONDS`), renews its
+rows every :data:`CHECK_SECONDS` (which also checks the connection) and deletes the row with the
+UNLISTEN; a process that dies leaves rows that lapse by themselves. A write whose trigger ran just
+before the row was written is not notified: its stream finds it at its next poll
+(``EVENTS_POLL_SECONDS``), never later and never lost.
+
+When the connection drops (or a renewal fails or takes over :data:`CHECK_TIMEOUT`), the listener
+connects again with a growing pause, and on every (re)connection watches and wakes every stream:
+each reads the feed from its own cursor, so what was notified while nobody listened is not lost.
 """
 
 from __future__ import annotations
@@ -22,10 +29,12 @@ import asyncio
 import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import asyncpg
 from sqlalchemy.engine import make_url
+
+from todo_service.events.models import EventWatcher
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -42,8 +51,18 @@ logger = logging.getLogger(__name__)
 CHANNEL_PREFIX = "task_events_"
 FIRST_PAUSE = 0.5  # seconds before connecting again; doubles up to MAX_PAUSE
 MAX_PAUSE = 30.0
-CHECK_SECONDS = 15.0  # a connection that does not answer SELECT 1 within CHECK_TIMEOUT is replaced
+CHECK_SECONDS = 15.0  # the watcher rows are renewed this often; a renewal over CHECK_TIMEOUT replaces the connection
 CHECK_TIMEOUT = 5.0
+LEASE_SECONDS = 4 * CHECK_SECONDS  # a watcher row not renewed for this long no longer makes notifications
+# The watcher rows of this process (migration 0008): written with each LISTEN, renewed with every check
+# (which also drops whatever lapsed, e.g. the rows of a process that died), deleted with the UNLISTEN.
+_WATCHERS = EventWatcher.__tablename__
+_WATCH = f"""INSERT INTO {_WATCHERS} (user_id, listener_id, expires_at)
+VALUES ($1, $2, now() + make_interval(secs => $3))
+ON CONFLICT (user_id, listener_id) DO UPDATE SET expires_at = EXCLUDED.expires_at"""  # noqa: S608  (constants)
+_RENEW = f"""WITH lapsed AS (DELETE FROM {_WATCHERS} WHERE expires_at < now())
+UPDATE {_WATCHERS} SET expires_at = now() + make_interval(secs => $2) WHERE listener_id = $1"""  # noqa: S608
+_UNWATCH = f"DELETE FROM {_WATCHERS} WHERE user_id = $1 AND listener_id = $2"  # noqa: S608  (constants)
 
 
 def channel_of(owner_id: UUID) -> str:
@@ -64,6 +83,8 @@ class Listener:
         self.connected = asyncio.Event()  # set while listening (the tests wait for it)
         self.connection: asyncpg.Connection[Any] | None = None
         self.changes: set[asyncio.Task[None]] = set()  # LISTEN/UNLISTEN under way
+        self.listener_id = uuid4()  # this process's watcher rows
+        self.check_seconds = CHECK_SECONDS
         hub.on_first_stream = self.listen_to
         hub.on_last_stream = self.stop_listening_to
 
@@ -89,10 +110,11 @@ class Listener:
     async def _apply(self, connection: asyncpg.Connection[Any], owner_id: UUID, *, listen: bool) -> None:
         try:
             if listen:
-                await connection.add_listener(channel_of(owner_id), self._notified)
+                await self._watch(connection, owner_id)
                 self.hub.wake(owner_id)
             elif owner_id not in self.hub.streams:  # unless a stream of theirs opened again meanwhile
                 await connection.remove_listener(channel_of(owner_id), self._notified)
+                await connection.execute(_UNWATCH, owner_id, self.listener_id)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # The connection is failing: the listener replaces it and listens for every owner again.
             logger.warning("task events: could not change what is listened to (%s)", type(exc).__name__)
@@ -146,15 +168,20 @@ class Listener:
         connection.add_termination_listener(lambda _: lost.set())
         self.connection = connection
         for owner_id in list(self.hub.streams):
-            await connection.add_listener(channel_of(owner_id), self._notified)
+            await self._watch(connection, owner_id)
         self.connected.set()
         self.hub.wake_all()  # whatever was notified while nobody listened
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(CHECK_SECONDS):
+                async with asyncio.timeout(self.check_seconds):
                     await lost.wait()
             if not lost.is_set():
-                await connection.fetchval("SELECT 1", timeout=CHECK_TIMEOUT)
+                await connection.execute(_RENEW, self.listener_id, LEASE_SECONDS, timeout=CHECK_TIMEOUT)
+
+    async def _watch(self, connection: asyncpg.Connection[Any], owner_id: UUID) -> None:
+        """Say this process watches ``owner_id`` (so their writes notify), then listen on their channel."""
+        await connection.execute(_WATCH, owner_id, self.listener_id, LEASE_SECONDS)
+        await connection.add_listener(channel_of(owner_id), self._notified)
 
     def _notified(self, _connection: object, _pid: int, channel: str, payload: object) -> None:
         try:
