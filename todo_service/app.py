@@ -222,6 +222,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if task_service.on_change is not None:
             task_service.on_change(owner_id)
 
+    reminder_worker.on_fired = tasks_changed  # a fired reminder is a change too
+
     list_service = ListService(
         ListRepository(statements),
         idempotency,

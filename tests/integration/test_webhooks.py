@@ -314,7 +314,7 @@ async def test_bad_bodies_and_refused_schemes(client: Client, account: Account) 
 async def test_the_schema_describes_the_payloads_as_openapi_webhooks(client: Client) -> None:
     schema = (await client.get("/api/docs/openapi.json")).json()
     assert schema["openapi"].startswith("3.1")
-    assert set(schema["webhooks"]) == {"task.upserted", "task.deleted", "webhook.ping"}
+    assert set(schema["webhooks"]) == {"task.upserted", "task.deleted", "task.reminder", "webhook.ping"}
     upserted = schema["webhooks"]["task.upserted"]["post"]
     body = upserted["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["required"]) == {"type", "timestamp", "data"}

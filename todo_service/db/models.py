@@ -187,6 +187,9 @@ class Task(UUIDAuditBase):
     overdue_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     # When its last reminder fired (todo_service/reminders): a change, so the feed, SSE and webhooks carry it.
     reminded_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    # The revision the reminder worker stamped with reminded_at: while it is still the task's revision,
+    # the feed and SSE show that change as a fired reminder (any later write moves the revision past it).
+    reminded_revision: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TaskCompletion(UUIDBase):

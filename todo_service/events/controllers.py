@@ -28,9 +28,13 @@ Server-Sent Events, one per change of the user's tasks in commit order:
 
 ```
 id: <cursor after this change>
-event: task.upserted | task.deleted
-data: {"op": "upsert", "task": {...}} | {"op": "delete", "task_id": "...", "deleted_at": "..."}
+event: task.upserted | task.reminder | task.deleted
+data: {"op": "upsert", "task": {...}} | {"op": "upsert", "task": {...}, "reminder": {"fire_at": "..."}}
+      | {"op": "delete", "task_id": "...", "deleted_at": "..."}
 ```
+
+`task.reminder` is a reminder of the task firing: an upsert whose `reminder.fire_at` says when it
+was due (show a notification; to sync, treat it as any upsert).
 
 and a comment line (`: keep-alive`) whenever nothing else was sent for `EVENTS_HEARTBEAT_SECONDS`
 (at most 15). Reconnect with `Last-Event-ID` (EventSource does) to get exactly what came after."""

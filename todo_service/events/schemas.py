@@ -8,10 +8,9 @@ import msgspec
 
 from todo_service.tasks.schemas import TaskDeleted, TaskUpserted
 
-__all__ = ("KEEP_ALIVE", "EventMessage", "StreamTicket", "encode_event")
+__all__ = ("KEEP_ALIVE", "EventMessage", "StreamTicket", "encode_event", "event_name")
 
 KEEP_ALIVE = b": keep-alive\n\n"
-_EVENT_NAMES = {TaskUpserted: b"task.upserted", TaskDeleted: b"task.deleted"}
 _encode = msgspec.json.Encoder().encode
 
 
@@ -26,11 +25,26 @@ class EventMessage(msgspec.Struct, frozen=True):
     """One event of the stream, as its fields (OpenAPI's description of ``text/event-stream``)."""
 
     id: Annotated[str, msgspec.Meta(description="The change-feed cursor after this change")]
-    event: Literal["task.upserted", "task.deleted"]
+    event: Annotated[
+        Literal["task.upserted", "task.deleted", "task.reminder"],
+        msgspec.Meta(
+            description=(
+                "task.reminder: a reminder of the task fired (the change's reminder.fire_at says when it was due); "
+                "its data is an upsert like task.upserted's, so a client that only syncs can treat both alike"
+            )
+        ),
+    ]
     data: Annotated[str, msgspec.Meta(description="The change as in the feed's changes list, as JSON")]
+
+
+def event_name(change: TaskUpserted | TaskDeleted) -> bytes:
+    """``task.deleted``, ``task.reminder`` (an upsert that is a reminder firing) or ``task.upserted``."""
+    if isinstance(change, TaskDeleted):
+        return b"task.deleted"
+    return b"task.upserted" if change.reminder is None else b"task.reminder"
 
 
 def encode_event(cursor: str, change: TaskUpserted | TaskDeleted) -> bytes:
     """One SSE event: ``id`` the feed cursor after ``change``, its name, the change as in the feed (one line)."""
     # msgspec's JSON has no raw newlines, so the data is one ``data:`` line.
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (cursor.encode(), _EVENT_NAMES[type(change)], _encode(change))
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (cursor.encode(), event_name(change), _encode(change))

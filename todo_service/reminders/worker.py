@@ -6,31 +6,38 @@ RETURNING`` (on PostgreSQL the rows come from a ``FOR UPDATE SKIP LOCKED`` subqu
 never wait on, nor take, the same rows; SQLite runs one writer at a time). In the same transaction,
 for each reminder of a live task:
 
-- the task's ``reminded_at`` is set (a new revision): the change feed, the live events (SSE) and the
-  ``task.upserted`` webhooks carry the change, like any other;
+- the task's ``reminded_at`` is set to the reminder's ``fire_at``, a new revision, and
+  ``reminded_revision`` to that same revision (one expression, :func:`next_revision`). While the
+  task stays at it, the change feed shows that change as ``{op: "upsert", task, reminder: {fire_at}}``
+  and the live events (SSE) name it ``task.reminder``; any later write moves the revision past it,
+  and the change is an ordinary upsert again. The ``task.upserted`` webhooks carry it like any change;
 - one ``task.reminder`` event per enabled webhook of the owner subscribed to task changes goes to the
   webhook outbox, delivered signed and retried like the others (docs/webhooks.md).
 
 The claim and its effects commit together: a reminder is fired once, or (the transaction failed)
-not at all and claimed again at the next poll.
+not at all and claimed again at the next poll. After the commit, :attr:`ReminderWorker.on_fired`
+hears of each owner (SQLite's live events are woken in-process; PostgreSQL's by the NOTIFY trigger).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from sqlalchemy import Insert, Integer, Update, bindparam, insert, literal, select, update
 
 from todo_service.db.models import Task, TaskReminder
 from todo_service.db.revisions import next_revision
 from todo_service.webhooks.models import Webhook, WebhookDelivery
+from todo_service.webhooks.openapi import TaskReminderData, TaskReminderEvent
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from todo_service.db.statements import Statements
 
 __all__ = ("EVENT", "ReminderWorker")
@@ -61,13 +68,14 @@ def _claim(dialect: str) -> Update:
 
 @cache
 def _remind(dialect: str) -> Update:
-    """Stamp the live task's ``reminded_at`` (a change with a revision); its title for the event."""
+    """Stamp the live task's ``reminded_at`` (a change with a revision, marked as the reminder's); its title."""
     now = bindparam("now", type_=Task.__table__.c["updated_at"].type)
+    revision = next_revision(dialect)  # the same value twice in one row's SET (SQLite's counter moves after it)
     return (
         update(Task)
         .where(Task.id == bindparam("task_id", type_=Task.id.type), Task.deleted_at.is_(None))
         .values(reminded_at=bindparam("fire_at", type_=Task.__table__.c["reminded_at"].type), updated_at=now)
-        .values(revision=next_revision(dialect))
+        .values(revision=revision, reminded_revision=revision)
         .returning(Task.title, Task.revision)
     )
 
@@ -100,12 +108,11 @@ def _subscribed() -> Any:  # noqa: ANN401  (a Select)
     )
 
 
-def _time(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 class ReminderWorker:
     """Fires due reminders in batches (one per process; :meth:`step` is a periodic housekeeping step)."""
+
+    # Told each owner whose task a committed batch reminded (app.py: SQLite's in-process live events).
+    on_fired: Callable[[uuid.UUID], None] | None = None
 
     def __init__(self, statements: Statements, *, batch: int = 100) -> None:
         self.statements = statements
@@ -114,33 +121,30 @@ class ReminderWorker:
     async def fire(self, now: datetime | None = None) -> int:
         """Claim and fire one batch of due reminders (one transaction); how many were claimed."""
         now = now or datetime.now(UTC)
+        owners: set[uuid.UUID] = set()
         async with self.statements.transaction() as tx:
             claimed = await tx.all(_claim(tx.dialect_name), {"now": now, "batch": self.batch})
             for reminder_id, task_id, owner_id, fire_at in claimed:
                 task = await tx.one(_remind(tx.dialect_name), {"task_id": task_id, "fire_at": fire_at, "now": now})
                 if task is None:  # deleted meanwhile: claimed, so never fired later either
                     continue
-                payload = {
-                    "type": EVENT,
-                    "timestamp": _time(now),
-                    "data": {
-                        "task_id": str(task_id),
-                        "reminder_id": str(reminder_id),
-                        "title": task[0],
-                        "fire_at": _time(fire_at),
-                    },
-                }
+                owners.add(owner_id)
+                data = TaskReminderData(task_id=task_id, reminder_id=reminder_id, title=task[0], fire_at=fire_at)
+                payload = msgspec.json.encode(TaskReminderEvent(type=EVENT, timestamp=now, data=data)).decode()
                 for (webhook_id,) in await tx.all(_subscribed(), {"owner_id": owner_id}):
                     values = {
                         "delivery_id": uuid.uuid4(),
                         "webhook_id": webhook_id,
                         "task_id": task_id,
                         "revision": task[1],
-                        "payload": json.dumps(payload, separators=(",", ":")),
+                        "payload": payload,
                         "now": now,
                     }
                     await tx.affected(_outbox(), values)
-            return len(claimed)
+        if self.on_fired is not None:
+            for owner_id in owners:
+                self.on_fired(owner_id)
+        return len(claimed)
 
     async def step(self) -> str:
         """Fire every reminder due now, batch after batch (bounded); what it did, for the log."""

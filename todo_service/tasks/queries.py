@@ -407,13 +407,17 @@ _OWNER = aliased(User, name="owner")
 
 @cache
 def select_changes(dialect: str, *, own: bool) -> Select[Any]:
-    """The owner's changes after (revision, id), in revision order, below the visibility horizon."""
+    """The owner's changes after (revision, id), in revision order, below the visibility horizon.
+
+    Each row: the owner's feed floor, the revision, ``deleted_at``, ``reminded_revision`` (equal to the
+    revision: the change is a fired reminder), then ``TASK_COLUMNS``.
+    """
     after = tuple_(bindparam(AFTER_REVISION, type_=Task.revision.type), bindparam(AFTER_ID, type_=Task.id.type))
     on = [Task.user_id == _OWNER.id, tuple_(Task.revision, Task.id) > after]
     if (horizon := visible_below(dialect)) is not None:
         on.append(Task.revision < horizon)
     return (
-        select(_OWNER.feed_floor, Task.revision, Task.deleted_at, *TASK_COLUMNS)
+        select(_OWNER.feed_floor, Task.revision, Task.deleted_at, Task.reminded_revision, *TASK_COLUMNS)
         .select_from(outerjoin(_OWNER, Task, and_(*on)))
         .where(_OWNER.id == bindparam(OWNER), guard(own=own, write=False))
         .order_by(Task.revision, Task.id)

@@ -72,6 +72,7 @@ class Change(NamedTuple):
     revision: int
     deleted_at: datetime | None
     task: tuple[Any, ...]  # in TASK_COLUMNS order
+    reminded: bool = False  # the change is a reminder firing (the worker's revision, still the task's)
 
 
 def _traceparent(params: dict[str, Any]) -> bool:
@@ -218,7 +219,9 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
         if not rows:
             return None
         floor = int(rows[0][0])
-        return floor, [Change(int(row[1]), row[2], tuple(row[3:])) for row in rows if row[1] is not None]
+        return floor, [
+            Change(int(row[1]), row[2], tuple(row[4:]), reminded=row[3] == row[1]) for row in rows if row[1] is not None
+        ]
 
     async def restore(
         self, caller: Caller, owner_id: UUID, task_id: UUID, now: datetime, *, db: Statements | None = None

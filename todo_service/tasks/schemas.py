@@ -20,6 +20,7 @@ __all__ = (
     "CompleteOperation",
     "CreateOperation",
     "DeleteOperation",
+    "FiredReminder",
     "Operation",
     "OperationResult",
     "TaskCompletion",
@@ -229,10 +230,21 @@ class TaskCompletion(RequestBody):
 # -- the change feed ----------------------------------------------------------------------------
 
 
-class TaskUpserted(msgspec.Struct, frozen=True, tag="upsert", tag_field="op"):
-    """The task was created or changed: here it is as it is now."""
+class FiredReminder(msgspec.Struct, frozen=True):
+    """A reminder of the task fired: this change is it (``task.reminded_at`` is the same instant)."""
+
+    fire_at: Annotated[datetime, msgspec.Meta(description="When the reminder was due")]
+
+
+class TaskUpserted(msgspec.Struct, frozen=True, tag="upsert", tag_field="op", omit_defaults=True):
+    """The task was created or changed: here it is as it is now.
+
+    ``reminder`` is there only when the change is a reminder firing (SSE names that event
+    ``task.reminder``); a client that only syncs treats it as any upsert.
+    """
 
     task: TaskRead
+    reminder: FiredReminder | None = None
 
 
 class TaskDeleted(msgspec.Struct, frozen=True, tag="delete", tag_field="op"):

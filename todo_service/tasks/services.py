@@ -28,6 +28,7 @@ from todo_service.tasks.schedule import Schedule, owner_zone, record_completion
 from todo_service.tasks.schemas import (
     READ_ONLY_FIELDS,
     ChangePage,
+    FiredReminder,
     TaskDeleted,
     TaskRead,
     TaskUpserted,
@@ -49,6 +50,13 @@ if TYPE_CHECKING:
 __all__ = ("TaskService",)
 
 LIST, LABELS = "list_id", "label_ids"
+
+
+def _upserted(task: TaskRead, *, reminded: bool) -> TaskUpserted:
+    """The feed's upsert; a fired reminder's carries when it was due (``reminded_at``, its ``fire_at``)."""
+    if reminded and task.reminded_at is not None:
+        return TaskUpserted(task=task, reminder=FiredReminder(fire_at=task.reminded_at))
+    return TaskUpserted(task=task)
 
 
 def _not_your(field: str) -> ValidationFailed:
@@ -146,7 +154,9 @@ class TaskService:
                 await self._refuse(caller, owner_id, write=True, otherwise=refused)
             if labels and tx is not None:
                 await self.repository.set_labels(caller, owner_id, row[0], labels, db=tx)
-                row = await self.repository.one(caller, owner_id, row[0], db=tx)
+                # Re-read by a write that changes nothing: on SQLite it gives the labels to the pending
+                # webhook deliveries of the insert's revision (trigger tasks_webhooks_refresh, migration 0009).
+                row = await self.repository.update_fields(caller, owner_id, row[0], {}, now, db=tx)
                 assert row is not None  # inserted in this transaction  # noqa: S101
         self._changed(owner_id)
         return TaskRead(*row)
@@ -459,7 +469,7 @@ class TaskService:
         changes = [
             (
                 (row.revision, row.task[0]),
-                TaskUpserted(task=TaskRead(*row.task))
+                _upserted(TaskRead(*row.task), reminded=row.reminded)
                 if row.deleted_at is None
                 else TaskDeleted(task_id=row.task[0], deleted_at=row.deleted_at),
             )

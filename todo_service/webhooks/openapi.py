@@ -8,7 +8,9 @@ use), except the task itself, which refers to the routes' own ``TaskRead``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
 
 import msgspec
 from litestar.openapi.spec import (
@@ -25,7 +27,25 @@ from litestar.openapi.spec import (
 
 from todo_service.webhooks.schemas import EventType, PingEvent, TaskDeletedEvent, TaskUpsertedEvent
 
-__all__ = ("webhook_paths",)
+__all__ = ("TaskReminderEvent", "webhook_paths")
+
+
+class TaskReminderData(msgspec.Struct, frozen=True):
+    """The reminder that fired, and its task."""
+
+    task_id: UUID
+    reminder_id: UUID
+    title: Annotated[str, msgspec.Meta(description="The task's title when the reminder fired")]
+    fire_at: Annotated[datetime, msgspec.Meta(description="When the reminder was due (the task's reminded_at)")]
+
+
+class TaskReminderEvent(msgspec.Struct, frozen=True):
+    """A reminder of a task fired (``timestamp``: when the worker fired it, at or shortly after ``fire_at``)."""
+
+    type: Annotated[str, msgspec.Meta(examples=["task.reminder"])]
+    timestamp: datetime
+    data: TaskReminderData
+
 
 _REF = "#/components/schemas/{name}"
 # Components the routes' schema already has under these names (the task as GET returns it).
@@ -37,6 +57,13 @@ _EVENTS: dict[str, tuple[type[msgspec.Struct], str]] = {
         "A task was created or changed: the task as that change left it.",
     ),
     EventType.TASK_DELETED.value: (TaskDeletedEvent, "A task was deleted."),
+    "task.reminder": (
+        TaskReminderEvent,
+        (
+            "A reminder of a task fired, once (todo_service/reminders): sent to the webhooks subscribed to "
+            "task.upserted, beside the task.upserted of the same change (the task with its new reminded_at)."
+        ),
+    ),
     "webhook.ping": (PingEvent, "Sent by POST /api/v1/users/{user_id}/webhooks/{webhook_id}/test, to every webhook."),
 }
 _HEADERS = {
