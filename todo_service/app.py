@@ -62,6 +62,7 @@ from todo_service.system.schema import with_schema
 from todo_service.system.services import ReadinessProbe, database_check
 from todo_service.tasks.controllers import TaskController
 from todo_service.tasks.cursors import Cursors
+from todo_service.tasks.ranks import key_between
 from todo_service.tasks.repository import TaskRepository, task_scope
 from todo_service.tasks.services import TaskService
 from todo_service.users.controllers import UserController
@@ -228,6 +229,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ListRepository(statements),
         idempotency,
         trash_retention=timedelta(days=settings.trash_retention_days),
+        key_after=lambda last: key_between(last, None),  # a deleted list's tasks go after the target's
         on_change=tasks_changed,
     )
     label_service = LabelService(LabelRepository(statements), idempotency, on_change=tasks_changed)

@@ -33,8 +33,9 @@ __all__ = ("ListService",)
 class ListService:
     """A user's lists. One per app, shared by every request.
 
-    ``on_change`` is told the owner's id after tasks moved (SQLite's in-process live events; on
-    PostgreSQL a trigger notifies).
+    ``key_after`` is the tasks' rank after a key (None: the first), the position the moved tasks
+    follow (lists cannot import tasks: the app passes it in). ``on_change`` is told the owner's id
+    after tasks moved (SQLite's in-process live events; on PostgreSQL a trigger notifies).
     """
 
     def __init__(
@@ -43,11 +44,13 @@ class ListService:
         idempotency: Idempotency,
         *,
         trash_retention: timedelta,
+        key_after: Callable[[str | None], str],
         on_change: Callable[[UUID], None] | None = None,
     ) -> None:
         self.repository = repository
         self.idempotency = idempotency
         self.trash_retention = trash_retention
+        self.key_after = key_after
         self.on_change = on_change
 
     async def list_page(self, caller: Caller, owner_id: UUID, *, page: int, limit: int) -> Page[ListRead]:
@@ -120,7 +123,11 @@ class ListService:
             target = to or await self.repository.inbox(caller, owner_id, db=db)
             assert target is not None  # every account has its Inbox  # noqa: S101
             until = now + self.trash_retention if tasks is ListTasks.DELETE else None
-            moved = await self.repository.move_tasks(caller, owner_id, list_id, target, now, trash_until=until, db=db)
+            # After the target's last task, in their own order: two lists can hold the same positions.
+            after = self.key_after(await self.repository.last_position(owner_id, target, db=db))
+            moved = await self.repository.move_tasks(
+                caller, owner_id, list_id, target, now, trash_until=until, after_key=after, db=db
+            )
             expected = if_match[0] if if_match else None
             if not await self.repository.remove(caller, owner_id, list_id, if_match=expected, db=db):
                 await self._refuse_write(caller, owner_id, list_id, if_match, db=db)
