@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, String, column, insert, inspect, select, table, text
+from sqlalchemy import BigInteger, Boolean, String, column, insert, inspect, select, table
 
 from tests.integration.test_migrations import fresh_url, on_database  # noqa: F401  (fresh_url is a fixture)
+from tests.migration_rows import NOW, insert_users, task_triggers
 from tests.servers import migrate
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-_USERS = table(
-    "users",
-    column("id", GUID()),
-    column("email", String()),
-    column("first_name", String()),
-    column("last_name", String()),
-    column("password_hash", String()),
-    column("role", String()),
-    column("is_active", Boolean()),
-    column("created_at", DateTimeUTC()),
-    column("updated_at", DateTimeUTC()),
-)
 _TASKS = table(
     "tasks",
     column("id", GUID()),
@@ -42,29 +30,11 @@ _TASKS = table(
 )
 _LISTS = table("task_lists", column("id", GUID()), column("user_id", GUID()), column("name", String()))
 _TASK_LISTS = table("tasks", column("id", GUID()), column("list_id", GUID()), column("user_id", GUID()))
-_NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _seed(connection: Connection) -> dict[str, Any]:
     """Two users with tasks (one a tombstone), and a user without any, as the schema at 0005 holds them."""
-    users = [uuid.uuid4() for _ in range(3)]
-    connection.execute(
-        insert(_USERS),
-        [
-            {
-                "id": user,
-                "email": f"u{n}@example.com",
-                "first_name": "A",
-                "last_name": "B",
-                "password_hash": "x",
-                "role": "user",
-                "is_active": True,
-                "created_at": _NOW,
-                "updated_at": _NOW,
-            }
-            for n, user in enumerate(users)
-        ],
-    )
+    users = insert_users(connection, 3)
     tasks = {uuid.uuid4(): users[n % 2] for n in range(5)}
     connection.execute(
         insert(_TASKS),
@@ -76,23 +46,15 @@ def _seed(connection: Connection) -> dict[str, Any]:
                 "completed": False,
                 "priority": "medium",
                 "revision": n + 1,
-                "deleted_at": _NOW if n == 4 else None,
-                "created_at": _NOW,
-                "updated_at": _NOW,
+                "deleted_at": NOW if n == 4 else None,
+                "created_at": NOW,
+                "updated_at": NOW,
             }
             for n, (task, owner) in enumerate(tasks.items())
         ],
     )
     connection.commit()
     return {"users": users, "tasks": tasks}
-
-
-def _task_triggers(connection: Connection) -> set[str]:
-    if connection.dialect.name == "sqlite":
-        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tasks'"
-    else:
-        query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND NOT tgisinternal"
-    return {row[0] for row in connection.execute(text(query))}
 
 
 def _lists(connection: Connection) -> list[tuple[uuid.UUID, str]]:
@@ -124,7 +86,7 @@ def _task_ids(connection: Connection) -> set[uuid.UUID]:
 async def test_upgrade_gives_every_user_an_inbox_holding_their_tasks_and_downgrade_keeps_them(fresh_url: str) -> None:  # noqa: F811
     await asyncio.to_thread(migrate, fresh_url, "0005")
     seeded = await on_database(fresh_url, _seed)
-    triggers = await on_database(fresh_url, _task_triggers)
+    triggers = await on_database(fresh_url, task_triggers)
     assert triggers  # revision counter (SQLite) or events and webhooks (PostgreSQL)
 
     await asyncio.to_thread(migrate, fresh_url, "0006")
@@ -134,24 +96,12 @@ async def test_upgrade_gives_every_user_an_inbox_holding_their_tasks_and_downgra
     inbox = await on_database(fresh_url, _inbox_of)
     placed = await on_database(fresh_url, _task_lists)
     assert placed == {task: (owner, inbox[owner]) for task, owner in seeded["tasks"].items()}
-    assert await on_database(fresh_url, _task_triggers) == triggers  # SQLite's table copy kept them
+    assert await on_database(fresh_url, task_triggers) == triggers  # SQLite's table copy kept them
     assert await on_database(fresh_url, _task_foreign_keys) == [("task_lists", ""), ("users", "CASCADE")]
 
     # A new account gets its Inbox from the trigger, whoever inserts it.
     def new_user(connection: Connection) -> uuid.UUID:
-        user = uuid.uuid4()
-        row = {
-            "id": user,
-            "email": "new@example.com",
-            "first_name": "N",
-            "last_name": "U",
-            "password_hash": "x",
-            "role": "user",
-            "is_active": True,
-            "created_at": _NOW,
-            "updated_at": _NOW,
-        }
-        connection.execute(insert(_USERS), row)
+        (user,) = insert_users(connection, 1, email="new@example.com")
         connection.commit()
         return user
 
@@ -161,7 +111,7 @@ async def test_upgrade_gives_every_user_an_inbox_holding_their_tasks_and_downgra
     await asyncio.to_thread(migrate, fresh_url, "0005", down=True)
     assert await on_database(fresh_url, _task_ids) == set(seeded["tasks"])
     assert not {"list_id", "trash_expires_at"} & await on_database(fresh_url, _task_columns)
-    assert await on_database(fresh_url, _task_triggers) == triggers
+    assert await on_database(fresh_url, task_triggers) == triggers
     assert await on_database(fresh_url, _task_foreign_keys) == [("users", "CASCADE")]
     assert "task_lists" not in await on_database(fresh_url, lambda c: inspect(c).get_table_names())
 

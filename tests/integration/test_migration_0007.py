@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, String, column, insert, inspect, select, table, text
+from sqlalchemy import BigInteger, Boolean, String, column, insert, inspect, select, table
 
 from tests.integration.test_migrations import fresh_url, on_database  # noqa: F401  (fresh_url is a fixture)
+from tests.migration_rows import NOW, insert_users, task_triggers
 from tests.servers import migrate
 from todo_service.tasks.ranks import time_key
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-_USERS = table(
-    "users",
-    column("id", GUID()),
-    column("email", String()),
-    column("first_name", String()),
-    column("last_name", String()),
-    column("password_hash", String()),
-    column("role", String()),
-    column("is_active", Boolean()),
-    column("created_at", DateTimeUTC()),
-    column("updated_at", DateTimeUTC()),
-)
 _TASKS = table(
     "tasks",
     column("id", GUID()),
@@ -44,31 +33,13 @@ _TASKS = table(
 )
 _POSITIONS = table("tasks", column("id", GUID()), column("position", String()), column("title", String()))
 _LISTS = table("task_lists", column("id", GUID()), column("user_id", GUID()))
-_NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def _seed(connection: Connection) -> dict[str, Any]:
     """Two users with tasks at 0006 (two created at the same instant, one a tombstone)."""
-    users = [uuid.uuid4() for _ in range(2)]
-    connection.execute(
-        insert(_USERS),
-        [
-            {
-                "id": user,
-                "email": f"u{n}@example.com",
-                "first_name": "A",
-                "last_name": "B",
-                "password_hash": "x",
-                "role": "user",
-                "is_active": True,
-                "created_at": _NOW,
-                "updated_at": _NOW,
-            }
-            for n, user in enumerate(users)
-        ],
-    )
+    users = insert_users(connection, 2)
     inbox = {row.user_id: row.id for row in connection.execute(select(_LISTS))}
-    created = [_NOW, _NOW + timedelta(seconds=1), _NOW + timedelta(seconds=1), _NOW + timedelta(seconds=2), _NOW]
+    created = [NOW, NOW + timedelta(seconds=1), NOW + timedelta(seconds=1), NOW + timedelta(seconds=2), NOW]
     tasks = {uuid.uuid4(): (users[0] if n < 4 else users[1], created[n]) for n in range(5)}
     connection.execute(
         insert(_TASKS),
@@ -81,7 +52,7 @@ def _seed(connection: Connection) -> dict[str, Any]:
                 "completed": False,
                 "priority": "medium",
                 "revision": n + 1,
-                "deleted_at": _NOW if n == 3 else None,
+                "deleted_at": NOW if n == 3 else None,
                 "created_at": at,
                 "updated_at": at,
             }
@@ -104,19 +75,11 @@ def _columns(connection: Connection, name: str) -> set[str]:
     return {c["name"] for c in inspect(connection).get_columns(name)}
 
 
-def _task_triggers(connection: Connection) -> set[str]:
-    if connection.dialect.name == "sqlite":
-        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tasks'"
-    else:
-        query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND NOT tgisinternal"
-    return {row[0] for row in connection.execute(text(query))}
-
-
 async def test_upgrade_ranks_tasks_in_creation_order_and_downgrade_keeps_them(fresh_url: str) -> None:  # noqa: F811
     await asyncio.to_thread(migrate, fresh_url, "0006")
     seeded = await on_database(fresh_url, _seed)
     titles = await on_database(fresh_url, _titles)
-    triggers = await on_database(fresh_url, _task_triggers)
+    triggers = await on_database(fresh_url, task_triggers)
 
     await asyncio.to_thread(migrate, fresh_url, "0007")
 
@@ -132,7 +95,7 @@ async def test_upgrade_ranks_tasks_in_creation_order_and_downgrade_keeps_them(fr
         fresh_url, lambda c: _columns(c, "tasks")
     )
     assert "timezone" in await on_database(fresh_url, lambda c: _columns(c, "users"))
-    assert await on_database(fresh_url, _task_triggers) == triggers
+    assert await on_database(fresh_url, task_triggers) == triggers
 
     await asyncio.to_thread(migrate, fresh_url, "0006", down=True)
     assert await on_database(fresh_url, _titles) == titles
@@ -142,7 +105,7 @@ async def test_upgrade_ranks_tasks_in_creation_order_and_downgrade_keeps_them(fr
     assert "timezone" not in await on_database(fresh_url, lambda c: _columns(c, "users"))
     tables = await on_database(fresh_url, lambda c: inspect(c).get_table_names())
     assert not {"task_completions", "task_reminders"} & set(tables)
-    assert await on_database(fresh_url, _task_triggers) == triggers
+    assert await on_database(fresh_url, task_triggers) == triggers
 
     await asyncio.to_thread(migrate, fresh_url, "head")
     assert await on_database(fresh_url, _titles) == titles
