@@ -1,0 +1,159 @@
+"""Migration 0009 (reminded_revision, whole tasks in webhook payloads) on a database holding rows of 0008, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from advanced_alchemy.types import GUID, DateTimeUTC
+from sqlalchemy import BigInteger, Boolean, LargeBinary, String, column, insert, inspect, select, table, text
+
+from tests.integration.test_migrations import fresh_url, on_database  # noqa: F401  (fresh_url is a fixture)
+from tests.servers import migrate
+from todo_service.tasks.schemas import TaskRead
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+_NOW = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
+_USERS = table(
+    "users",
+    *(column(name, String()) for name in ("email", "first_name", "last_name", "password_hash", "role")),
+    column("id", GUID()),
+    column("is_active", Boolean()),
+    column("created_at", DateTimeUTC()),
+    column("updated_at", DateTimeUTC()),
+)
+_TASKS = table(
+    "tasks",
+    column("id", GUID()),
+    column("user_id", GUID()),
+    column("list_id", GUID()),
+    column("title", String()),
+    column("completed", Boolean()),
+    column("priority", String()),
+    column("position", String()),
+    column("revision", BigInteger()),
+    column("created_at", DateTimeUTC()),
+    column("updated_at", DateTimeUTC()),
+)
+_WEBHOOKS = table(
+    "webhooks",
+    column("id", GUID()),
+    column("user_id", GUID()),
+    column("url", String()),
+    column("on_task_upserted", Boolean()),
+    column("on_task_deleted", Boolean()),
+    column("secret_encrypted", LargeBinary()),
+    column("enabled", Boolean()),
+    column("created_at", DateTimeUTC()),
+    column("updated_at", DateTimeUTC()),
+)
+_LISTS = table("task_lists", column("id", GUID()), column("user_id", GUID()))
+_DELIVERIES = table("webhook_deliveries", column("task_id", GUID()), column("payload", String()))
+
+
+def _seed(connection: Connection) -> uuid.UUID:
+    """A user with a webhook and one task (its delivery written by 0005's trigger)."""
+    user = uuid.uuid4()
+    values = {"email": "m@example.com", "first_name": "A", "last_name": "B", "password_hash": "x", "role": "user"}
+    connection.execute(insert(_USERS).values(id=user, is_active=True, created_at=_NOW, updated_at=_NOW, **values))
+    connection.execute(
+        insert(_WEBHOOKS).values(
+            id=uuid.uuid4(),
+            user_id=user,
+            url="https://hooks.example.com/",
+            on_task_upserted=True,
+            on_task_deleted=True,
+            secret_encrypted=b"x",
+            enabled=True,
+            created_at=_NOW,
+            updated_at=_NOW,
+        )
+    )
+    connection.commit()
+    _add_task(connection, user, "before", revision=1)
+    return user
+
+
+def _add_task(connection: Connection, user: uuid.UUID, title: str, *, revision: int) -> uuid.UUID:
+    inbox = connection.execute(select(_LISTS.c.id).where(_LISTS.c.user_id == user)).scalar_one()
+    task = uuid.uuid4()
+    row = {"id": task, "user_id": user, "list_id": inbox, "title": title, "completed": False, "priority": "medium"}
+    connection.execute(
+        insert(_TASKS).values(**row, position=f"n{revision}", revision=revision, created_at=_NOW, updated_at=_NOW)
+    )
+    connection.commit()  # PostgreSQL's trigger runs at the commit since 0009
+    return task
+
+
+def _payload_task(connection: Connection, task: uuid.UUID) -> dict[str, Any]:
+    (payload,) = connection.execute(select(_DELIVERIES.c.payload).where(_DELIVERIES.c.task_id == task)).scalars()
+    return dict(json.loads(payload)["data"]["task"])
+
+
+def _titles(connection: Connection) -> dict[uuid.UUID, str]:
+    return {row.id: row.title for row in connection.execute(select(_TASKS.c.id, _TASKS.c.title))}
+
+
+def _task_triggers(connection: Connection) -> set[str]:
+    if connection.dialect.name == "sqlite":
+        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tasks'"
+    else:
+        query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND NOT tgisinternal"
+    return {row[0] for row in connection.execute(text(query))}
+
+
+def _deferred(connection: Connection) -> set[str]:
+    query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND tgdeferrable AND tginitdeferred"
+    return {row[0] for row in connection.execute(text(query))}
+
+
+def _columns(connection: Connection) -> set[str]:
+    return {c["name"] for c in inspect(connection).get_columns("tasks")}
+
+
+async def test_upgrade_adds_the_column_and_whole_payloads_and_downgrade_restores_0008(
+    fresh_url: str,  # noqa: F811
+    backend: str,
+) -> None:
+    await asyncio.to_thread(migrate, fresh_url, "0008")
+    user = await on_database(fresh_url, _seed)
+    titles = await on_database(fresh_url, _titles)
+    triggers = await on_database(fresh_url, _task_triggers)
+    old_fields = {"id", "user_id", "title", "description", "completed", "priority", "due_date"}
+    old_fields |= {"completed_at", "created_at", "updated_at", "etag"}
+    (before,) = titles
+    assert set(await on_database(fresh_url, lambda c: _payload_task(c, before))) == old_fields
+
+    await asyncio.to_thread(migrate, fresh_url, "0009")
+    assert "reminded_revision" in await on_database(fresh_url, _columns)
+    assert await on_database(fresh_url, _titles) == titles
+    found = await on_database(fresh_url, lambda c: c.execute(text("SELECT reminded_revision FROM tasks")).all())
+    assert [row[0] for row in found] == [None]
+    if backend == "sqlite":  # SQLite kept its other triggers (no table copy) and gained the refresh
+        assert await on_database(fresh_url, _task_triggers) == triggers | {"tasks_webhooks_refresh"}
+    else:
+        assert await on_database(fresh_url, _task_triggers) == triggers
+        assert await on_database(fresh_url, _deferred) == {"tasks_webhooks_insert", "tasks_webhooks_update"}
+    after = await on_database(fresh_url, lambda c: _add_task(c, user, "after", revision=2))
+    task = await on_database(fresh_url, lambda c: _payload_task(c, after))
+    assert set(task) == {field.name for field in msgspec.structs.fields(TaskRead)}
+    assert (task["title"], task["label_ids"], task["parent_id"], task["position"]) == ("after", [], None, "n2")
+    assert (task["created_at"], task["etag"]) == ("2026-12-01T08:30:00Z", '"2"')
+
+    await asyncio.to_thread(migrate, fresh_url, "0008", down=True)
+    assert "reminded_revision" not in await on_database(fresh_url, _columns)
+    assert await on_database(fresh_url, _task_triggers) == triggers
+    if backend == "postgresql":
+        assert await on_database(fresh_url, _deferred) == set()
+    again = await on_database(fresh_url, lambda c: _add_task(c, user, "down again", revision=3))
+    assert set(await on_database(fresh_url, lambda c: _payload_task(c, again))) == old_fields
+    assert set(await on_database(fresh_url, _titles)) == {before, after, again}
+
+    await asyncio.to_thread(migrate, fresh_url, "head")
+    assert "reminded_revision" in await on_database(fresh_url, _columns)
