@@ -222,10 +222,7 @@ async def move_subtree_to_list(  # noqa: PLR0913  (the subtree, its new list, th
 
 @cache
 def _lineage() -> Select[Any]:
-    """``:start_id`` and its ancestors, whatever their state, nearest first.
-
-    Rows: (id, parent_id, list_id, live, in the trash at ``:now``).
-    """
+    """``:start_id`` and its ancestors in any state, nearest first: (id, parent_id, list_id, live, in the trash)."""
     now = bindparam(_NOW, type_=_COLUMNS["updated_at"].type)
     state = (Task.deleted_at.is_(None).label("live"), and_(Task.deleted_at.is_not(None), Task.trash_expires_at > now))
     base = select(Task.id, Task.parent_id, Task.list_id, *state, literal(0, Integer).label("depth")).where(
