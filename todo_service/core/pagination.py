@@ -95,7 +95,7 @@ async def fetch_page(  # noqa: PLR0913  (the query, its values, and the page)
     values = {**params, _LIMIT: limit, _OFFSET: (page - 1) * limit}
     rows = await db.all(query.rows, values)
     if rows:
-        return [tuple(row)[1:] for row in rows], int(rows[0][0])
+        return [tuple(row[1:]) for row in rows], int(rows[0][0])
     await on_empty()
     if page == 1:
         return [], 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from advanced_alchemy.types import GUID, DateTimeUTC
+from sqlalchemy import Enum
 from sqlalchemy.sql.expression import ReturnsRows
 
 if TYPE_CHECKING:
@@ -14,8 +15,9 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
     from sqlalchemy.sql import ClauseElement, Executable
     from sqlalchemy.sql.compiler import SQLCompiler
+    from sqlalchemy.types import TypeEngine
 
-__all__ = ("CompiledStatement",)
+__all__ = ("AS_ASYNCPG_RETURNS", "CompiledStatement", "returned_as_is")
 
 Params = Mapping[str, Any]
 # Types whose result processing returns asyncpg's value as it is: GUID passes on a UUID (asyncpg's
@@ -23,6 +25,20 @@ Params = Mapping[str, Any]
 # Their processors are skipped: each is a TypeDecorator call per value (about a fifth of a list
 # page's CPU, ADR 0002), and tests/integration/test_statements.py holds the rows equal to SQLAlchemy's.
 AS_ASYNCPG_RETURNS = (GUID, DateTimeUTC)
+
+
+def returned_as_is(column_type: TypeEngine[Any]) -> bool:
+    """Whether asyncpg's value of a column of this type already equals what SQLAlchemy would return.
+
+    :data:`AS_ASYNCPG_RETURNS`, and a VARCHAR enum of a ``StrEnum`` stored by its members' values
+    (``Task.priority``): the string ``"high"`` equals ``Priority.HIGH`` and encodes the same.
+    """
+    if isinstance(column_type, AS_ASYNCPG_RETURNS):
+        return True
+    if not isinstance(column_type, Enum) or column_type.enum_class is None:
+        return False
+    members = list(column_type.enum_class)
+    return issubclass(column_type.enum_class, str) and column_type.enums == [member.value for member in members]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +70,7 @@ class CompiledStatement:
         results = tuple(
             (index, processor)
             for index, column in enumerate(returned)
-            if not isinstance(column.type, AS_ASYNCPG_RETURNS)
+            if not returned_as_is(column.type)
             and (processor := column.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
         )
         sql = compiled.string

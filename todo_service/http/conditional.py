@@ -118,6 +118,5 @@ def page_etag(page: Page[V]) -> str:
     the items, move), and stays while nothing in the page or its total changed.
     """
     digest = hashlib.blake2b(f"{page.total}/{page.page}/{page.limit}".encode(), digest_size=16)
-    for item in page.items:
-        digest.update(item.id.bytes + item.etag.encode())
+    digest.update(b"".join(item.id.bytes + item.etag.encode() for item in page.items))
     return f'"{digest.hexdigest()}"'

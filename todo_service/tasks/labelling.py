@@ -2,8 +2,9 @@
 
 ``label_ids`` is one more column of every statement that returns a task (a correlated subquery
 on ``task_labels``, whose primary key ``(task_id, label_id)`` serves it), so a read stays one
-round trip. It is text in SQL on both databases (PostgreSQL ``string_agg`` of the UUIDs, SQLite
-``group_concat`` of their hex) and a sorted list of UUIDs in Python.
+round trip. On PostgreSQL it is a sorted ``uuid[]`` (``ARRAY(SELECT ... ORDER BY label_id)``, empty
+when there is none), which the driver hands over as the list itself: no work per row in Python.
+SQLite has no arrays: there it is the ``group_concat`` of the labels' hex, parsed and sorted.
 
 A list of label ids travels as numbered placeholders (``label_0``, ``label_1``, ...; at most
 :data:`MAX_LABELS`): the statements run as compiled once on asyncpg, which takes no expanding
@@ -25,6 +26,8 @@ from todo_service.db.models import Label, Task, TaskLabel
 from todo_service.security.access import guard
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Dialect
     from sqlalchemy.orm import InstrumentedAttribute
     from sqlalchemy.sql.compiler import SQLCompiler
@@ -57,10 +60,16 @@ def among(column: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID], c
 
 
 class LabelIdList(TypeDecorator[list[uuid.UUID]]):
-    """Text in SQL (comma-separated UUIDs or hex), a sorted list of UUIDs in Python."""
+    """A sorted list of UUIDs in Python: a ``uuid[]`` on PostgreSQL (as it is), comma-separated hex on SQLite."""
 
     impl = Text
     cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """None on PostgreSQL (the driver's list is the value); else :meth:`process_result_value`."""
+        if dialect.name == "postgresql":
+            return None
+        return super().result_processor(dialect, coltype)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[uuid.UUID]:  # noqa: ANN401, ARG002  (the type's signature)
         if not value:
@@ -77,7 +86,7 @@ class LabelIds(ColumnElement[list[uuid.UUID]]):
 
 @compiles(LabelIds, "postgresql")
 def _label_ids_postgresql(element: LabelIds, compiler: SQLCompiler, **kw: Any) -> str:  # noqa: ANN401, ARG001
-    return "(SELECT string_agg(tl.label_id::text, ',') FROM task_labels AS tl WHERE tl.task_id = tasks.id)"
+    return "ARRAY(SELECT tl.label_id FROM task_labels AS tl WHERE tl.task_id = tasks.id ORDER BY tl.label_id)"
 
 
 @compiles(LabelIds)
