@@ -9,10 +9,13 @@ the moved tasks were shuffled in among the target's by creation time.
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from tests.factories import create_task
 from tests.integration.test_tasks_order import move
+from todo_service.tasks.ranks import is_key, key_between, spread, time_key
 
 if TYPE_CHECKING:
     from tests.factories import Account, Client
@@ -126,4 +129,23 @@ async def test_lists_merged_one_after_another_keep_short_keys_in_merge_order(cli
         await delete_list(client, account, source)
     listed = await positions(client, account, target)
     assert [title for title, _ in listed] == ["inbox", *(f"merged {n}" for n in range(8))]
-    assert max(len(key) for _, key in listed) <= 20, listed
+    assert max(len(key) for _, key in listed) <= 24, listed
+
+
+def test_a_moved_key_keeps_its_order_and_stays_a_rank() -> None:
+    """What the list deletion's statement does to a top-level key: ``after`` + the key without trailing zeros."""
+    rng = random.Random(14)  # noqa: S311  (repeatable test data, not a secret)
+    keys = {*spread(80), "n0", "a" + "z" * 13, time_key(datetime.now(UTC)) + "a1"}
+    pool = sorted(keys)
+    for _ in range(400):  # keys between neighbours, some with zeros inside their fractions (n00i, ...)
+        low = rng.randrange(len(pool) - 1)
+        pool.insert(low + 1, key_between(pool[low], pool[low + 1]))
+    pool.append(key_between(None, pool[0]))
+    ordered = sorted(set(pool))
+    assert any("00" in key[2:] for key in ordered)
+    for after in ("n0", key_between(max(ordered), None), key_between(time_key(datetime.now(UTC)), None)):
+        moved = [after + key.rstrip("0") for key in ordered]
+        assert all(is_key(key) for key in moved), after
+        assert moved == sorted(moved)
+        assert len(set(moved)) == len(moved)
+        assert all(key > after for key in moved)

@@ -1,16 +1,16 @@
 """The lists' statements: each a named method, owner-scoped and guarded like the tasks'.
 
-A list's tasks move with two statements when the list is deleted: to another list, or to the
-trash (their ``list_id`` becomes the Inbox, so that a restore lands there). Each live task moved
-gets a new revision (:mod:`todo_service.db.revisions`), so the change feed, live events and webhooks
+A list's tasks move with one statement when the list is deleted: to another list, or to the trash
+(their ``list_id`` becomes the Inbox, so that a restore lands there). Each live task moved gets a
+new revision (:mod:`todo_service.db.revisions`), so the change feed, live events and webhooks
 report it; tombstones only follow the foreign key.
 
 Positions (docs/domain.md, "Manual order") are ranks among siblings, and two lists can hold the same
-keys: the first statement gives the list's top-level live tasks new keys after ``:after_key`` (a
-key after the target's last), in their own order (``<after_key><rank + 10,000,000>1``: fixed width,
-so byte order is their order, and never a clash with the target's keys or with one another), and
-moves them; the second moves the rest (subtasks keep their keys under a parent that moved with
-them; tombstones).
+keys. The list's top-level tasks get ``:after_key`` (a rank after the target's last, with no
+fraction) followed by their own key without its trailing zeros: every new key is after the
+target's, their order is kept (a key's trailing zeros are those of an integer part, and no other
+key falls between it and its stripped form), they stay distinct, and each is a valid rank (it ends
+in a non-zero digit). Subtasks keep their keys under a parent that moved with them.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ import uuid
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, case, cast, delete, func, insert, literal, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 
 from todo_service.core.pagination import PageQuery, fetch_page
 from todo_service.db.models import Task, TaskList
@@ -107,9 +106,6 @@ def _rename(*, own: bool, expected: bool) -> Update:
     )
 
 
-_RANK_WIDTH = 10_000_000  # a rank + this prints as 8 digits (up to 90 million tasks in one list)
-
-
 @cache
 def _last_position() -> Select[Any]:
     """The last position among the owner's top-level live tasks of ``:target``."""
@@ -122,15 +118,16 @@ def _last_position() -> Select[Any]:
 
 
 @cache
-def _move_tasks(dialect: str, *, own: bool, trash: bool, ranked: bool) -> Update:
-    """Tasks of the list to ``:target``; live ones get a new revision, and with ``trash`` go to the trash.
+def _move_tasks(dialect: str, *, own: bool, trash: bool) -> Update:
+    """Every task of the list to ``:target``, top-level ones after ``:after_key``.
 
-    ``ranked``: only the top-level live tasks, each with a position after ``:after_key`` in their
-    order; else every task left in the list.
+    Live ones get a new revision, and with ``trash`` go to the trash.
     """
     live = Task.deleted_at.is_(None)
+    after = bindparam("after_key", type_=Task.position.type) + func.rtrim(Task.position, "0")
     values: dict[str, Any] = {
         "list_id": bindparam("target", type_=Task.list_id.type),
+        "position": case((Task.parent_id.is_(None), after), else_=Task.position),
         "revision": case((live, next_revision(dialect)), else_=Task.revision),
         "updated_at": case((live, _NOW), else_=Task.updated_at),
     }
@@ -139,22 +136,6 @@ def _move_tasks(dialect: str, *, own: bool, trash: bool, ranked: bool) -> Update
         values["deleted_at"] = func.coalesce(Task.deleted_at, _NOW)
         values["trash_expires_at"] = case((live, expires), else_=Task.trash_expires_at)
     where = [Task.user_id == bindparam("owner_id"), Task.list_id == bindparam("list_id"), guard(own=own, write=True)]
-    if ranked:
-        task = aliased(Task, name="ranked_task")
-        order = func.row_number().over(order_by=(task.position, task.id))
-        top = (
-            select(task.id.label("id"), order.label("rank"))
-            .where(
-                task.user_id == bindparam("owner_id"),
-                task.list_id == bindparam("list_id"),
-                task.parent_id.is_(None),
-                task.deleted_at.is_(None),
-            )
-            .subquery("ranked")
-        )
-        after = bindparam("after_key", type_=Task.position.type)
-        values["position"] = after + cast(top.c.rank + _RANK_WIDTH, String) + literal("1", String)
-        where.append(Task.id == top.c.id)
     return update(Task).where(*where).values(values)
 
 
@@ -230,15 +211,14 @@ class ListRepository:
     ) -> int:
         """Move every task of the list to ``target``; with ``trash_until``, live ones go to the trash too.
 
-        The top-level live tasks take positions after ``after_key`` (a rank after ``target``'s last), in order.
+        The top-level tasks take positions after ``after_key`` (an integer rank after ``target``'s last), in order.
         """
         params = self._params(caller, owner_id, list_id=list_id, target=target, now=now)
         if trash_until is not None:
             params["trash_expires_at"] = trash_until
         params["after_key"] = after_key
         own, trash = owner_id == caller.user_id, trash_until is not None
-        moved = await db.affected(_move_tasks(db.dialect_name, own=own, trash=trash, ranked=True), params)
-        return moved + await db.affected(_move_tasks(db.dialect_name, own=own, trash=trash, ranked=False), params)
+        return await db.affected(_move_tasks(db.dialect_name, own=own, trash=trash), params)
 
     async def last_position(self, owner_id: UUID, list_id: UUID, *, db: Statements) -> str | None:
         """The last position among the top-level live tasks of the owner's list (None: it has none)."""
