@@ -132,8 +132,14 @@ def _lite_time(column: str) -> str:
     return f"(replace(substr({value}, 1, 19), ' ', 'T') || {fraction} || 'Z')"
 
 
-_LITE_LABELS = f"""(SELECT json_group_array({_lite_uuid("label_id")}) FROM (
-    SELECT tl.label_id FROM task_labels AS tl WHERE tl.task_id = NEW.id ORDER BY hex(tl.label_id)))"""  # noqa: S608
+def _lite_labels(task: str, *, without: str = "") -> str:
+    """The label ids of task ``task`` as a JSON array, as GET sorts them (``without``: one left out)."""
+    left_out = f" AND tl.label_id <> {without}" if without else ""
+    return f"""(SELECT json_group_array({_lite_uuid("label_id")}) FROM (
+    SELECT tl.label_id FROM task_labels AS tl WHERE tl.task_id = {task}{left_out} ORDER BY hex(tl.label_id)))"""  # noqa: S608
+
+
+_LITE_LABELS = _lite_labels("NEW.id")
 _LITE_UPSERT = f"""json_object(
     'type', 'task.upserted', 'timestamp', {_lite_time("updated_at")},
     'data', json_object('task', json_object(
@@ -169,8 +175,17 @@ _LITE_TRIGGERS = (
     BEGIN UPDATE webhook_deliveries SET payload = json_set(payload, '$.data.task.label_ids', json({_LITE_LABELS}))
     WHERE status = 'pending' AND task_id = NEW.id AND revision = NEW.revision AND event = 'task.upserted'
         AND attempts = 0 AND claim IS NULL; END""",  # noqa: S608  (built from constants)
+    # Deleting a label first moves the revision of each live task carrying it (labels/repository.py),
+    # then the label goes and task_labels with it: those revisions' pending deliveries lose it here.
+    f"""CREATE TRIGGER labels_webhooks_refresh BEFORE DELETE ON labels
+    BEGIN UPDATE webhook_deliveries SET payload = json_set(payload, '$.data.task.label_ids',
+        json({_lite_labels("webhook_deliveries.task_id", without="OLD.id")}))
+    WHERE status = 'pending' AND event = 'task.upserted' AND attempts = 0 AND claim IS NULL
+        AND EXISTS (SELECT 1 FROM tasks AS t JOIN task_labels AS tl ON tl.task_id = t.id
+            WHERE t.id = webhook_deliveries.task_id AND t.revision = webhook_deliveries.revision
+                AND tl.label_id = OLD.id); END""",  # noqa: S608  (built from constants)
 )
-_LITE_NAMES = ("tasks_webhooks_insert", "tasks_webhooks_upsert", "tasks_webhooks_refresh")
+_LITE_NAMES = ("tasks_webhooks_insert", "tasks_webhooks_upsert", "tasks_webhooks_refresh", "labels_webhooks_refresh")
 
 
 # -- 0005's versions (PostgreSQL's update trigger with 0006's condition), for the downgrade --------

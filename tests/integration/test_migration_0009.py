@@ -108,6 +108,11 @@ def _task_triggers(connection: Connection) -> set[str]:
     return {row[0] for row in connection.execute(text(query))}
 
 
+def _label_triggers(connection: Connection) -> set[str]:
+    query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'labels'"
+    return {row[0] for row in connection.execute(text(query))}
+
+
 def _deferred(connection: Connection) -> set[str]:
     query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND tgdeferrable AND tginitdeferred"
     return {row[0] for row in connection.execute(text(query))}
@@ -137,6 +142,7 @@ async def test_upgrade_adds_the_column_and_whole_payloads_and_downgrade_restores
     assert [row[0] for row in found] == [None]
     if backend == "sqlite":  # SQLite kept its other triggers (no table copy) and gained the refresh
         assert await on_database(fresh_url, _task_triggers) == triggers | {"tasks_webhooks_refresh"}
+        assert await on_database(fresh_url, _label_triggers) == {"labels_webhooks_refresh"}
     else:
         assert await on_database(fresh_url, _task_triggers) == triggers
         assert await on_database(fresh_url, _deferred) == {"tasks_webhooks_insert", "tasks_webhooks_update"}
@@ -151,6 +157,8 @@ async def test_upgrade_adds_the_column_and_whole_payloads_and_downgrade_restores
     assert await on_database(fresh_url, _task_triggers) == triggers
     if backend == "postgresql":
         assert await on_database(fresh_url, _deferred) == set()
+    else:
+        assert await on_database(fresh_url, _label_triggers) == set()
     again = await on_database(fresh_url, lambda c: _add_task(c, user, "down again", revision=3))
     assert set(await on_database(fresh_url, lambda c: _payload_task(c, again))) == old_fields
     assert set(await on_database(fresh_url, _titles)) == {before, after, again}

@@ -143,3 +143,18 @@ async def test_a_put_that_completes_a_recurring_task_is_delivered_as_it_ends(
     assert event == "task.upserted"
     assert payload["data"]["task"] == answer.json() == await get(client, account, task["id"])
     assert answer.json()["etag"] == f'"{revision}"'
+
+
+async def test_deleting_a_label_delivers_its_tasks_without_it(
+    client: Client, account: Account, db_engine: AsyncEngine, hook: str
+) -> None:
+    kept, gone = await labels(client, account, "kept", "gone")
+    task = await create_task(client, account, label_ids=[kept, gone])
+    deleted = await client.delete(f"/api/v1/users/{account.id}/labels/{gone}", headers=account.headers)
+    assert deleted.status_code in {200, 204}, deleted.text
+    read = await get(client, account, task["id"])
+    assert read["label_ids"] == [kept]
+    (_, _, created), (event, revision, touched) = await outboxed(db_engine, hook, task["id"])
+    assert sorted(created["data"]["task"]["label_ids"]) == sorted([kept, gone])
+    assert (event, touched["data"]["task"]) == ("task.upserted", read)
+    assert read["etag"] == f'"{revision}"'
