@@ -278,7 +278,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"context": context}),
         # Every middleware, outermost first: the one place their order is stated.
         middleware=[
-            # First, one layer: the request id (every response carries it), the Host check, the body
+            # The server span (observability/server_spans.py): Litestar runs it outermost, around routing.
+            *([tracing.server_spans] if tracing else []),
+            # Then one layer: the request id (every response carries it), the Host check, the body
             # deadline, then the log context and the access line's clock (http/front_door.py).
             FrontDoor(transport.allowed_hosts, transport.body_timeout, request_logging),
             *([metrics.middleware] if metrics else []),  # outside limits and auth: counts their 429s and 401s

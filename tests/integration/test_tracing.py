@@ -248,6 +248,21 @@ async def test_the_callers_traceparent_is_continued(traced: Client, traces: Trac
     assert server.parent_span_id == caller_span
 
 
+async def test_a_caller_that_does_not_sample_gets_the_trace_id_and_no_span(traced: Client, traces: Traces) -> None:
+    caller_trace, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    sampled = await traced.get("/api/v1/users/me", headers={"traceparent": f"00-{uuid.uuid4().hex}-{caller_span}-01"})
+
+    response = await traced.get("/api/v1/users/me", headers={"traceparent": f"00-{caller_trace}-{caller_span}-00"})
+
+    assert response.status_code == 401
+    assert trace_id_of(response) == caller_trace  # the logs and the client still correlate
+    version, trace_id, span_id, flags = response.headers["traceresponse"].split("-")
+    assert (version, trace_id, flags) == ("00", caller_trace, "00")
+    assert span_id != caller_span
+    traces.of(sampled)  # flushed: everything the unsampled request could have exported is in by now
+    assert traces.receiver.trace(caller_trace) == []
+
+
 # --- status --------------------------------------------------------------------------------------
 
 
@@ -389,7 +404,7 @@ async def test_a_route_that_declares_untraced_makes_no_span_and_an_ordinary_one_
     async def loud() -> None:
         await query("loud_marker")
 
-    app = Litestar([quiet, loud], plugins=[tracing], middleware=[tracing.middleware])
+    app = Litestar([quiet, loud], plugins=[tracing], middleware=[tracing.server_spans, tracing.middleware])
     traces.flush()
     before = len(traces.receiver.spans())
     try:

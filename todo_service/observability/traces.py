@@ -7,12 +7,13 @@ middleware, hook or instrumentation exists and requests cost nothing more. With 
   (:mod:`todo_service.observability.providers`), handed to everything explicitly. App shutdown
   flushes it (uvicorn re-raises SIGTERM once the app is down: no exit handler runs then); at a
   normal exit the SDK's own handler shuts it down, once.
-- one trace per request: Litestar's OpenTelemetry plugin makes the server span (continuing a
-  caller's W3C ``traceparent``); a ``before_send`` hook renames it after the route template
+- one trace per request: :class:`~todo_service.observability.server_spans.ServerSpans`, run by
+  Litestar's OpenTelemetry integration around routing, makes the server span (continuing a
+  caller's W3C ``traceparent``; attributes only for a recorded span); a ``before_send`` hook renames it after the route template
   (``GET /api/v1/users/{user_id}/tasks``, never the raw path) and answers ``X-Trace-Id`` and
   ``traceresponse``. A route that declares :data:`UNTRACED` in its ``opt`` (health probes, the docs,
   ``/metrics``) is not traced, its queries included: the server span starts before routing, so
-  :class:`Tracing` (a route-receiving plugin) turns the paths of those routes into the plugin's
+  :class:`Tracing` (a route-receiving plugin) turns the paths of those routes into the server spans'
   ``exclude`` patterns as they are registered; inside, :class:`_Untraced` reads the matched route's
   ``opt`` and suppresses every child span.
 - database spans from the engine the app uses (SQLAlchemy's ``EngineTracer``, per engine: the
@@ -27,13 +28,13 @@ from __future__ import annotations
 import asyncio
 import re
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import HttpMethod, ScopeType
-from litestar.middleware import ASGIMiddleware
+from litestar.middleware import ASGIMiddleware, DefineMiddleware
 from litestar.plugins import InitPlugin, ReceiveRoutePlugin
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.routes import HTTPRoute
 from opentelemetry import trace
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -46,6 +47,7 @@ from opentelemetry.util.http import sanitize_method
 from todo_service import __version__
 from todo_service.observability.providers import instrument_redis, tracer_provider_for
 from todo_service.observability.redaction import redact
+from todo_service.observability.server_spans import SERVER_SPAN, ServerSpans
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
@@ -72,7 +74,6 @@ TRACE_ID_HEADER = "X-Trace-Id"
 UNTRACED = "untraced"
 _PATH_PARAMETER = re.compile(r"(/?)\{[^{}:]+:([^{}]+)\}")
 FLUSH_TIMEOUT_MILLIS = 5000
-_SERVER_SPAN = "otel_server_span"  # the request's server span, in the scope state
 
 
 def current_trace_ids() -> tuple[str, str] | None:
@@ -119,9 +120,10 @@ def build_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
 class Tracing(InitPlugin, ReceiveRoutePlugin):
     """One app's tracing, as a plugin: the provider, a tracer for our own spans, the untraced routes.
 
-    ``on_app_init`` adds Litestar's OpenTelemetry plugin (its server span is outermost, around
-    routing), the ``before_send`` hook that names the span and answers ``X-Trace-Id``, and the flush
-    at shutdown. Its middleware (:attr:`middleware`) is not inserted here: ``create_app`` lists it.
+    :attr:`server_spans` makes the server spans (Litestar runs it outermost, around routing) and
+    :attr:`middleware` suppresses the untraced routes' child spans: ``create_app`` lists both.
+    ``on_app_init`` adds the ``before_send`` hook that names the span and answers ``X-Trace-Id``, and
+    the flush at shutdown.
 
     ``receive_route`` is called by Litestar for each route as it is registered, before the app
     builds its ASGI handler (and with it the OpenTelemetry middleware, which reads ``exclude`` then):
@@ -136,17 +138,22 @@ class Tracing(InitPlugin, ReceiveRoutePlugin):
         # The statements sent to asyncpg directly (db/statements.py) make their own CLIENT spans.
         self.db_tracer: Tracer = provider.get_tracer("todo_service.db", __version__)
         self.untraced_paths: dict[str, bool] = {}  # each HTTP route's path: whether it declared UNTRACED
-        self.plugin = OpenTelemetryPlugin(
-            OpenTelemetryConfig(
-                tracer_provider=provider,
-                meter_provider=NoOpMeterProvider(),
-                exclude=None,  # filled by receive_route (an empty list would exclude every path)
-                exclude_spans=["receive", "send"],
-                scopes={ScopeType.HTTP},
-                scope_span_details_extractor=_initial_span_details,
-                server_request_hook_handler=_keep_server_span,
-            )
+        self.config = OpenTelemetryConfig(
+            tracer_provider=provider,
+            meter_provider=NoOpMeterProvider(),
+            exclude=None,  # filled by receive_route (an empty list would exclude every path)
+            scopes={ScopeType.HTTP},
+            middleware_class=ServerSpans,
         )
+
+    @property
+    def server_spans(self) -> DefineMiddleware:
+        """The server span of each request (:class:`ServerSpans`).
+
+        Listed with the app's middleware; Litestar takes it out of the list and runs it outermost,
+        around routing (its OpenTelemetry integration), so unknown paths and 405s have spans too.
+        """
+        return self.config.middleware
 
     @property
     def middleware(self) -> ASGIMiddleware:
@@ -154,21 +161,20 @@ class Tracing(InitPlugin, ReceiveRoutePlugin):
         return _Untraced()
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """The OpenTelemetry plugin, the span-naming and trace-id hook, the flush at shutdown."""
-        app_config.plugins.append(self.plugin)
+        """The span-naming and trace-id hook, the flush at shutdown."""
         app_config.before_send.append(_name_span_and_answer_trace_id)
         app_config.on_shutdown.append(self.flush)
         return app_config
 
     def receive_route(self, route: BaseRoute) -> None:
-        """Keep whether this route's path is untraced; the plugin's ``exclude`` follows."""
+        """Keep whether this route's path is untraced; the server spans' ``exclude`` follows."""
         if not isinstance(route, HTTPRoute):
             return
         # Registering another handler on a known path hands over a new route with all of them: replace.
         handlers = [handler for handler in route.route_handlers if handler.http_methods != {HttpMethod.OPTIONS}]
         self.untraced_paths[route.path] = bool(handlers) and all(handler.opt.get(UNTRACED) for handler in handlers)
         patterns = [untraced_path_pattern(path) for path, untraced in self.untraced_paths.items() if untraced]
-        self.plugin.config.exclude = patterns or None
+        self.config.exclude = patterns or None
 
     async def flush(self) -> None:
         """Export the spans still queued (at app shutdown; the provider lives on for other apps)."""
@@ -193,7 +199,7 @@ def untraced_path_pattern(path: str) -> str:
 
 
 class _Untraced(ASGIMiddleware):
-    """Routes that declare :data:`UNTRACED`: no server span (the plugin skips them) and no child spans."""
+    """Routes that declare :data:`UNTRACED`: no server span (ServerSpans skips them) and no child spans."""
 
     scopes = (ScopeType.HTTP,)
 
@@ -206,29 +212,9 @@ class _Untraced(ASGIMiddleware):
             await next_app(scope, receive, send)
 
 
-_URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
-
-
-def _initial_span_details(scope: Scope) -> tuple[str, dict[str, Any]]:
-    # Before routing only the method is known; the raw path (ids in it) never names a span.
-    return _method(scope), {}
-
-
-def _keep_server_span(span: Span, scope: dict[str, Any]) -> None:
-    scope.setdefault("state", {})[_SERVER_SPAN] = span
-    if scope.get("query_string"):
-        # Query strings carry the user's data (search terms): they stay out of traces.
-        attributes = getattr(span, "attributes", None) or {}
-        for key in _URL_ATTRIBUTES:
-            if key in attributes:
-                span.set_attribute(key, str(attributes[key]).split("?", 1)[0])
-        if "url.query" in attributes:
-            span.set_attribute("url.query", "")
-
-
 async def _name_span_and_answer_trace_id(message: Message, scope: Scope) -> None:
     """``before_send``: name the server span after the route; tell the client the trace id."""
-    span = scope.get("state", {}).get(_SERVER_SPAN)
+    span = scope.get("state", {}).get(SERVER_SPAN)
     if message["type"] != "http.response.start" or not isinstance(span, Span):
         return
     if template := scope.get("path_template"):  # unknown routes keep the bare method
