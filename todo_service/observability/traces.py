@@ -9,13 +9,13 @@ middleware, hook or instrumentation exists and requests cost nothing more. With 
   normal exit the SDK's own handler shuts it down, once.
 - one trace per request: :class:`~todo_service.observability.server_spans.ServerSpans`, run by
   Litestar's OpenTelemetry integration around routing, makes the server span (continuing a
-  caller's W3C ``traceparent``; attributes only for a recorded span); a ``before_send`` hook renames it after the route template
-  (``GET /api/v1/users/{user_id}/tasks``, never the raw path) and answers ``X-Trace-Id`` and
-  ``traceresponse``. A route that declares :data:`UNTRACED` in its ``opt`` (health probes, the docs,
-  ``/metrics``) is not traced, its queries included: the server span starts before routing, so
-  :class:`Tracing` (a route-receiving plugin) turns the paths of those routes into the server spans'
-  ``exclude`` patterns as they are registered; inside, :class:`_Untraced` reads the matched route's
-  ``opt`` and suppresses every child span.
+  caller's W3C ``traceparent``; attributes only for a recorded span); a ``before_send`` hook
+  renames it after the route template (``GET /api/v1/users/{user_id}/tasks``, never the raw path)
+  and answers ``X-Trace-Id`` and ``traceresponse``. A route that declares :data:`UNTRACED` in its
+  ``opt`` (health probes, the docs, ``/metrics``) is not traced, its queries included: the server
+  span starts before routing, so :class:`Tracing` (a route-receiving plugin) turns the paths of
+  those routes into the server spans' ``exclude`` patterns as they are registered; inside,
+  :class:`_Untraced` reads the matched route's ``opt`` and suppresses every child span.
 - database spans from the engine the app uses (SQLAlchemy's ``EngineTracer``, per engine: the
   instrumentor is a process singleton that would instrument the first engine only, and patches
   ``create_engine`` globally); Redis spans from redis-py's instrumentation, which patches the
