@@ -84,3 +84,13 @@ def test_the_answer_is_computed_once_per_request() -> None:
     assert request["state"][CLIENT_IP_KEY] == "198.51.100.1"
     request["headers"] = [(b"x-forwarded-for", b"198.51.100.99")]
     assert client.of(request) == "198.51.100.1"
+
+
+def test_verdicts_on_peers_stay_right_when_remembered_and_when_forgotten() -> None:
+    addresses = ClientAddress(PROXIES)
+    # More distinct forwarding peers than are remembered: each answer is still its own.
+    for round_ in range(2):
+        for i in range(5000):
+            peer = f"10.{i // 250}.{i % 250}.{round_ + 1}"
+            assert addresses.of(scope(peer, "203.0.113.9")) == "203.0.113.9"
+            assert addresses.of(scope(f"192.0.2.{i % 250}", "203.0.113.9")) == f"192.0.2.{i % 250}"

@@ -30,6 +30,9 @@ def request_id_of(scope: Scope) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_MAX_VERDICTS = 4096
+
+
 class ClientAddress:
     """Finds the client's IP: the socket peer, unless that peer is a trusted proxy.
 
@@ -40,6 +43,7 @@ class ClientAddress:
 
     def __init__(self, trusted_proxies: Iterable[str]) -> None:
         self._trusted = tuple(ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies)
+        self._verdicts: dict[str, bool] = {}  # address -> trusted: the peers are a few proxies, asked every request
 
     def of(self, scope: Scope) -> str:
         """The client IP for this request (computed once, then kept in the scope state)."""
@@ -54,11 +58,17 @@ class ClientAddress:
         return address
 
     def _is_trusted(self, address: str) -> bool:
+        if (verdict := self._verdicts.get(address)) is not None:
+            return verdict
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(ip in network for network in self._trusted)
+        verdict = any(ip in network for network in self._trusted)
+        if len(self._verdicts) >= _MAX_VERDICTS:
+            self._verdicts.clear()  # bounded: forwarded-for hops are the clients' own addresses
+        self._verdicts[address] = verdict
+        return verdict
 
     def _from_forwarded_for(self, scope: Scope) -> str | None:
         hops: list[str] = []
