@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from tests.webhook_receiver import Receiver, webhook_receiver
-from todo_service.webhooks.models import Webhook, WebhookDelivery
+from todo_service.webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -159,6 +160,37 @@ async def test_no_event_without_a_change_nor_for_a_rolled_back_one(
         count = await connection.scalar(select(func.count()).select_from(WebhookDelivery))
     assert count == 1
     assert len(receiver.requests) == 1
+
+
+async def test_a_webhook_deleted_while_its_delivery_is_on_the_wire_fails_nothing(
+    client: Client, account: Account, receiver: Receiver, db_engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="todo_service.webhooks")
+    receiver.pause = 0.5  # the receiver holds the request while the webhook is deleted
+    webhook = await make_webhook(client, account, receiver.url, ["task.upserted"])
+    await make_task(client, account)
+    for _ in range(200):  # bounded: until the attempt is on the wire
+        if sum(receiver.in_flight.values()):
+            break
+        await asyncio.sleep(0.01)
+    assert sum(receiver.in_flight.values()) == 1
+    deleted = await client.delete(f"/api/v1/users/{account.id}/webhooks/{webhook['id']}", headers=account.headers)
+    assert deleted.status_code == 200, deleted.text
+    [got] = await receiver.wait_for(1)  # answered: the worker records the attempt of a delivery that is gone
+    delivery_id = got.headers["webhook-id"]
+    await asyncio.sleep(0.3)
+
+    logged = [r for r in caplog.records if r.name.startswith("todo_service.webhooks")]
+    assert [(r.levelno, r.getMessage()) for r in logged] == [
+        (logging.INFO, f"webhook delivery {delivery_id}: deleted with its webhook during the attempt")
+    ]
+    async with db_engine.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(WebhookAttempt)) == 0
+    # And the worker goes on: the next webhook gets its event.
+    receiver.pause = 0
+    await make_webhook(client, account, receiver.url, ["task.upserted"])
+    await make_task(client, account, "Next")
+    await receiver.wait_for(2)
 
 
 async def test_subscriptions_choose_the_events(client: Client, account: Account, receiver: Receiver) -> None:

@@ -144,7 +144,7 @@ class DeliveryWorker:
         if not attempt.ok and now < delivery.created_at + self.policy.retry_window:
             retry_at = now + backoff(self.policy, delivery.attempts + 1)
         what = attempt.error or f"HTTP {attempt.status_code}"
-        held = await self.outbox.finish(
+        settled = await self.outbox.finish(
             delivery,
             token,
             attempt,
@@ -153,8 +153,10 @@ class DeliveryWorker:
             failing_before=now - self.policy.disable_after,
             disable_reason=f"failed continuously for over {self.policy.disable_after}; last attempt: {what}",
         )
-        if not held:
+        if settled == "lease lost":
             logger.warning("webhook delivery %s: the lease ran out during the attempt", delivery.id)
+        elif settled == "gone":
+            logger.info("webhook delivery %s: deleted with its webhook during the attempt", delivery.id)
 
     async def run_forever(self, stopping: asyncio.Event | None = None) -> None:
         """Rounds until ``stopping`` is set: a full batch goes again at once, otherwise after the poll interval."""

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -32,9 +32,12 @@ if TYPE_CHECKING:
 
     from todo_service.db.statements import Statements
 
-__all__ = ("Attempt", "Claimed", "Outbox")
+__all__ = ("Attempt", "Claimed", "Outbox", "Settled")
 
 _PENDING = DeliveryStatus.PENDING.value
+
+
+Settled = Literal["settled", "lease lost", "gone"]  # what became of an attempted delivery: Outbox.finish
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,15 +110,20 @@ def _targets() -> Select[Any]:
 
 @cache
 def _record() -> Insert:
-    return insert(WebhookAttempt).values(
-        id=bindparam("attempt_id"),
-        delivery_id=bindparam("delivery_id"),
-        attempted_at=bindparam("now", type_=WebhookAttempt.attempted_at.type),
-        status_code=bindparam("status_code"),
-        latency_ms=bindparam("latency_ms"),
-        response_bytes=bindparam("response_bytes"),
-        error=bindparam("error"),
+    """The attempt, if its delivery is still there (a key-share lock holds it until the commit).
+
+    A delivery is deleted with its webhook or its owner, maybe while its attempt was on the wire:
+    then nothing is recorded, instead of a foreign-key error failing the worker's round.
+    """
+    columns = WebhookAttempt.__table__.c
+    names = ("id", "delivery_id", "attempted_at", "status_code", "latency_ms", "response_bytes", "error")
+    values = {"id": "attempt_id", "attempted_at": "now"}
+    source = (
+        select(*(bindparam(values.get(name, name), type_=columns[name].type) for name in names))
+        .where(WebhookDelivery.id == bindparam("delivery_id", type_=columns["delivery_id"].type))
+        .with_for_update(read=True, key_share=True)
     )
+    return insert(WebhookAttempt).from_select(list(names), source)
 
 
 @cache
@@ -216,10 +224,11 @@ class Outbox:
         retry_at: datetime | None,
         failing_before: datetime,
         disable_reason: str,
-    ) -> bool:
+    ) -> Settled:
         """Record ``attempt`` and settle the delivery; ``retry_at`` None after a failure: give up.
 
-        Returns whether this worker still held the delivery (its state was written).
+        Returns ``settled`` (its state was written), ``lease lost`` (another worker holds it now: the
+        attempt is recorded, the state is theirs to write), or ``gone`` (deleted meanwhile: nothing).
         """
         if attempt.ok:
             status, next_at, delivered_at = DeliveryStatus.DELIVERED.value, now, now
@@ -228,7 +237,7 @@ class Outbox:
         else:
             status, next_at, delivered_at = _PENDING, retry_at, None
         async with self.statements.transaction() as db:
-            await db.affected(
+            recorded = await db.affected(
                 _record(),
                 {
                     "attempt_id": uuid.uuid4(),
@@ -240,6 +249,8 @@ class Outbox:
                     "error": attempt.error,
                 },
             )
+            if not recorded:
+                return "gone"  # with its webhook or its owner, during the attempt
             held = await db.affected(
                 _settle(),
                 {
@@ -259,4 +270,4 @@ class Outbox:
                     _disable(),
                     {**webhook, "now": now, "failing_before": failing_before, "reason": disable_reason[:255]},
                 )
-        return held > 0
+        return "settled" if held else "lease lost"
