@@ -221,6 +221,20 @@ async def test_statements_are_recorded_without_their_values(traced: Client, trac
     assert account.email not in all_text(spans)
 
 
+async def test_completing_a_task_that_does_not_recur_is_one_statement(traced: Client, traces: Traces) -> None:
+    account = await register(traced)
+    created = await traced.post(account.tasks_url, json={"title": "Once"}, headers=account.headers)
+    task_url = f"{account.tasks_url}/{created.json()['id']}"
+
+    response = await traced.patch(f"{task_url}/complete", json={"completed": True}, headers=account.headers)
+
+    assert response.status_code == 200
+    assert response.json()["completed"] is True
+    statements = [span.attributes["db.statement"] for span in db_spans(traces.of(response))]
+    assert len(statements) == 1  # no transaction, no read first: one UPDATE ... RETURNING
+    assert statements[0].startswith("UPDATE tasks")
+
+
 async def test_query_strings_stay_out_of_traces(traced: Client, traces: Traces) -> None:
     account = await register(traced)
     secret = f"private-search-{uuid.uuid4().hex}"

@@ -310,12 +310,15 @@ def _matches(expected: int) -> ColumnElement[bool]:
 
 
 @lru_cache(maxsize=256)
-def update_task(dialect: str, fields: frozenset[str], *, own: bool, expected: int, traced: bool = False) -> Update:
+def update_task(  # noqa: PLR0913  (the shape of the statement: its key in the cache)
+    dialect: str, fields: frozenset[str], *, own: bool, expected: int, traced: bool = False, one_off: bool = False
+) -> Update:
     """An UPDATE … RETURNING of ``fields``; completion stamps ``completed_at`` (first completion wins).
 
     A write that changes nothing (completing a completed task, a PUT of what a GET returned) leaves
     ``updated_at`` and the revision alone; with nothing to change the statement still runs: it checks
-    the caller may write (and the ``If-Match`` revisions, ``expected`` of them).
+    the caller may write (and the ``If-Match`` revisions, ``expected`` of them). ``one_off``: only a
+    task without a recurrence rule (a recurring one is completed by moving it to its next occurrence).
     """
     values: dict[str, Any] = {name: bindparam(f"set_{name}", type_=_COLUMNS[name].type) for name in fields}
     if "completed" in fields:
@@ -333,6 +336,8 @@ def update_task(dialect: str, fields: frozenset[str], *, own: bool, expected: in
     where = [Task.id == bindparam(TASK), Task.user_id == bindparam(OWNER), _LIVE, guard(own=own, write=True)]
     if expected:
         where.append(_matches(expected))
+    if one_off:
+        where.append(Task.rrule.is_(None))
     return update(Task).where(*where, *_traced(dialect, traced=traced)).values(values).returning(*TASK_COLUMNS)
 
 

@@ -156,16 +156,17 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
         now: datetime,
         *,
         if_match: tuple[int, ...] = (),
+        one_off: bool = False,
         db: Statements | None = None,
     ) -> Row | None:
         """Set ``changes`` (``updated_at`` and the revision move only when a value differs), or None as :meth:`one`.
 
-        With ``if_match`` (revisions), the task must be at one of them, or nothing changes and None comes back.
+        With ``if_match`` (revisions), the task must be at one of them, or nothing changes and None comes back;
+        with ``one_off``, it must have no recurrence rule.
         """
         db = db or self.statements
-        statement = update_task(
-            db.dialect_name, frozenset(changes), own=owner_id == caller.user_id, expected=len(if_match)
-        )
+        own = owner_id == caller.user_id
+        statement = update_task(db.dialect_name, frozenset(changes), own=own, expected=len(if_match), one_off=one_off)
         params = {**caller_params(caller), OWNER: owner_id, TASK: task_id, NOW: now}
         params.update({f"set_{name}": value for name, value in changes.items()})
         params.update({f"was_{name}": value for name, value in changes.items()})

@@ -295,8 +295,19 @@ class TaskService:
         A recurring task is not marked done: its completion is recorded and it moves to its next
         occurrence (tasks/schedule.py), unless its rule has none left.
         """
-        if completed and (advanced := await self._complete_occurrence(caller, owner_id, task_id, if_match, db)):
-            return advanced
+        if completed:
+            # Most tasks do not recur: one UPDATE completes them. Otherwise (None) the task is
+            # recurring, or missing, refused or at another revision: the slower path tells which.
+            now = datetime.now(UTC)
+            changes = {"completed": True}
+            row = await self.repository.update_fields(
+                caller, owner_id, task_id, changes, now, if_match=if_match or (), one_off=True, db=db
+            )
+            if row is not None:
+                self._changed(owner_id)
+                return TaskRead(*row)
+            if advanced := await self._complete_occurrence(caller, owner_id, task_id, if_match, db):
+                return advanced
         return await self.update_task(caller, owner_id, task_id, {"completed": completed}, if_match=if_match, db=db)
 
     async def move(  # noqa: PLR0913  (the task, where it goes, the precondition)
