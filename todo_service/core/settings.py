@@ -1,4 +1,7 @@
-"""Typed settings, built once from the environment (and an optional ``.env`` file) at start."""
+"""Typed settings, built once from the environment (and an optional ``.env`` file) at start.
+
+(Over 300 lines on purpose: the one place that validates settings; docs/configuration.md is made from it.)
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Bodies and query of the ``/users/{user_id}/tasks`` routes."""
+"""Bodies and query of the ``/users/{user_id}/tasks`` routes.
+
+(Over 300 lines on purpose: every shape the task routes take or answer, the change feed's and the
+batch's included, in one file, so that the OpenAPI schema of a task is read in one place.)
+"""
 
 from datetime import date, datetime
 from typing import Annotated
