@@ -13,6 +13,7 @@ from advanced_alchemy.types import GUID, DateTimeUTC
 from sqlalchemy import BigInteger, Boolean, LargeBinary, String, column, insert, inspect, select, table, text
 
 from tests.integration.test_migrations import fresh_url, on_database  # noqa: F401  (fresh_url is a fixture)
+from tests.migration_rows import insert_users, task_triggers
 from tests.servers import migrate
 from todo_service.tasks.schemas import TaskRead
 
@@ -20,14 +21,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 _NOW = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
-_USERS = table(
-    "users",
-    *(column(name, String()) for name in ("email", "first_name", "last_name", "password_hash", "role")),
-    column("id", GUID()),
-    column("is_active", Boolean()),
-    column("created_at", DateTimeUTC()),
-    column("updated_at", DateTimeUTC()),
-)
 _TASKS = table(
     "tasks",
     column("id", GUID()),
@@ -59,9 +52,7 @@ _DELIVERIES = table("webhook_deliveries", column("task_id", GUID()), column("pay
 
 def _seed(connection: Connection) -> uuid.UUID:
     """A user with a webhook and one task (its delivery written by 0005's trigger)."""
-    user = uuid.uuid4()
-    values = {"email": "m@example.com", "first_name": "A", "last_name": "B", "password_hash": "x", "role": "user"}
-    connection.execute(insert(_USERS).values(id=user, is_active=True, created_at=_NOW, updated_at=_NOW, **values))
+    (user,) = insert_users(connection, 1, email="m@example.com")
     connection.execute(
         insert(_WEBHOOKS).values(
             id=uuid.uuid4(),
@@ -100,14 +91,6 @@ def _titles(connection: Connection) -> dict[uuid.UUID, str]:
     return {row.id: row.title for row in connection.execute(select(_TASKS.c.id, _TASKS.c.title))}
 
 
-def _task_triggers(connection: Connection) -> set[str]:
-    if connection.dialect.name == "sqlite":
-        query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tasks'"
-    else:
-        query = "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND NOT tgisinternal"
-    return {row[0] for row in connection.execute(text(query))}
-
-
 def _label_triggers(connection: Connection) -> set[str]:
     query = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'labels'"
     return {row[0] for row in connection.execute(text(query))}
@@ -129,7 +112,7 @@ async def test_upgrade_adds_the_column_and_whole_payloads_and_downgrade_restores
     await asyncio.to_thread(migrate, fresh_url, "0008")
     user = await on_database(fresh_url, _seed)
     titles = await on_database(fresh_url, _titles)
-    triggers = await on_database(fresh_url, _task_triggers)
+    triggers = await on_database(fresh_url, task_triggers)
     old_fields = {"id", "user_id", "title", "description", "completed", "priority", "due_date"}
     old_fields |= {"completed_at", "created_at", "updated_at", "etag"}
     (before,) = titles
@@ -141,10 +124,10 @@ async def test_upgrade_adds_the_column_and_whole_payloads_and_downgrade_restores
     found = await on_database(fresh_url, lambda c: c.execute(text("SELECT reminded_revision FROM tasks")).all())
     assert [row[0] for row in found] == [None]
     if backend == "sqlite":  # SQLite kept its other triggers (no table copy) and gained the refresh
-        assert await on_database(fresh_url, _task_triggers) == triggers | {"tasks_webhooks_refresh"}
+        assert await on_database(fresh_url, task_triggers) == triggers | {"tasks_webhooks_refresh"}
         assert await on_database(fresh_url, _label_triggers) == {"labels_webhooks_refresh"}
     else:
-        assert await on_database(fresh_url, _task_triggers) == triggers
+        assert await on_database(fresh_url, task_triggers) == triggers
         assert await on_database(fresh_url, _deferred) == {"tasks_webhooks_insert", "tasks_webhooks_update"}
     after = await on_database(fresh_url, lambda c: _add_task(c, user, "after", revision=2))
     task = await on_database(fresh_url, lambda c: _payload_task(c, after))
@@ -154,7 +137,7 @@ async def test_upgrade_adds_the_column_and_whole_payloads_and_downgrade_restores
 
     await asyncio.to_thread(migrate, fresh_url, "0008", down=True)
     assert "reminded_revision" not in await on_database(fresh_url, _columns)
-    assert await on_database(fresh_url, _task_triggers) == triggers
+    assert await on_database(fresh_url, task_triggers) == triggers
     if backend == "postgresql":
         assert await on_database(fresh_url, _deferred) == set()
     else:
