@@ -162,12 +162,19 @@ def _lite_insert(payload: str) -> str:
     FROM webhooks AS w WHERE w.user_id = NEW.user_id AND w.enabled AND w.on_task_upserted"""  # noqa: S608
 
 
-_LITE_TRIGGERS = (
-    f"""CREATE TRIGGER tasks_webhooks_insert AFTER INSERT ON tasks
-    BEGIN {_lite_insert(_LITE_UPSERT)}; END""",
-    f"""CREATE TRIGGER tasks_webhooks_upsert AFTER UPDATE OF revision ON tasks
+def _lite_upsert_triggers(payload: str) -> tuple[str, str]:
+    """SQLite's two triggers that put a ``task.upserted`` with ``payload`` in the outbox (insert, new revision)."""
+    return (
+        f"""CREATE TRIGGER tasks_webhooks_insert AFTER INSERT ON tasks
+    BEGIN {_lite_insert(payload)}; END""",
+        f"""CREATE TRIGGER tasks_webhooks_upsert AFTER UPDATE OF revision ON tasks
     WHEN NEW.revision <> OLD.revision AND NEW.deleted_at IS NULL
-    BEGIN {_lite_insert(_LITE_UPSERT)}; END""",
+    BEGIN {_lite_insert(payload)}; END""",
+    )
+
+
+_LITE_TRIGGERS = (
+    *_lite_upsert_triggers(_LITE_UPSERT),
     # A write that stamps no new revision: that revision's pending, unsent deliveries get the task's
     # labels as they are now (a create writes them after its row, then re-reads it this way).
     f"""CREATE TRIGGER tasks_webhooks_refresh AFTER UPDATE OF revision ON tasks
@@ -243,13 +250,7 @@ _OLD_LITE_UPSERT = f"""json_object(
         'completed_at', {_old_lite_time("completed_at")},
         'created_at', {_old_lite_time("created_at")}, 'updated_at', {_old_lite_time("updated_at")},
         'etag', '"' || NEW.revision || '"')))"""
-_OLD_LITE_TRIGGERS = (
-    f"""CREATE TRIGGER tasks_webhooks_insert AFTER INSERT ON tasks
-    BEGIN {_lite_insert(_OLD_LITE_UPSERT)}; END""",
-    f"""CREATE TRIGGER tasks_webhooks_upsert AFTER UPDATE OF revision ON tasks
-    WHEN NEW.revision <> OLD.revision AND NEW.deleted_at IS NULL
-    BEGIN {_lite_insert(_OLD_LITE_UPSERT)}; END""",
-)
+_OLD_LITE_TRIGGERS = _lite_upsert_triggers(_OLD_LITE_UPSERT)
 
 
 def _replace_triggers(*, sqlite: bool, function: str, pg_triggers: tuple[str, ...], lite: tuple[str, ...]) -> None:
