@@ -24,25 +24,24 @@ from typing import TYPE_CHECKING, Any
 from litestar.plugins.opentelemetry import OpenTelemetryInstrumentationMiddleware
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.http import sanitize_method
 
 if TYPE_CHECKING:
     from litestar.plugins.opentelemetry import OpenTelemetryConfig
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
     from opentelemetry.trace import Span
 
-__all__ = ("SERVER_SPAN", "ServerSpans")
+__all__ = ("SERVER_SPAN", "ServerSpans", "span_method")
 
 SERVER_SPAN = "otel_server_span"  # the request's server span, in the scope state
 _PROPAGATED = frozenset({b"traceparent", b"tracestate"})
 _SERVER_ERROR = 500
 
 
-def _method(scope: Scope) -> str:
-    method = str(scope.get("method", ""))
-    return method if method in _KNOWN_METHODS else "HTTP"  # semantic conventions: unknown methods are "HTTP"
-
-
-_KNOWN_METHODS = frozenset({"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE"})
+def span_method(scope: Scope) -> str:
+    """The request's method as a server span names it: a known method, else ``HTTP`` (semantic conventions)."""
+    method = sanitize_method(str(scope.get("method", "")))
+    return "HTTP" if method == "_OTHER" else method
 
 
 def _attributes(scope: Scope, headers: dict[bytes, bytes]) -> dict[str, Any]:
@@ -51,7 +50,7 @@ def _attributes(scope: Scope, headers: dict[bytes, bytes]) -> dict[str, Any]:
     host = headers.get(b"host", b"").decode("latin-1")
     path = scope.get("path", "")
     attributes: dict[str, Any] = {
-        "http.method": _method(scope),
+        "http.method": span_method(scope),
         "http.scheme": scheme,
         "http.flavor": scope.get("http_version", ""),
         "http.target": path,
@@ -86,8 +85,9 @@ class ServerSpans(OpenTelemetryInstrumentationMiddleware):
         headers = dict(scope["headers"])
         carrier = {name.decode(): headers[name].decode("latin-1") for name in _PROPAGATED if name in headers}
         parent = propagate.extract(carrier) if carrier else None
+        name = span_method(scope)
         with self.tracer.start_as_current_span(
-            _method(scope), context=parent, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
+            name, context=parent, kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False
         ) as span:
             scope.setdefault("state", {})[SERVER_SPAN] = span
             if not span.is_recording():

@@ -42,12 +42,11 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
-from opentelemetry.util.http import sanitize_method
 
 from todo_service import __version__
 from todo_service.observability.providers import instrument_redis, tracer_provider_for
 from todo_service.observability.redaction import redact
-from todo_service.observability.server_spans import SERVER_SPAN, ServerSpans
+from todo_service.observability.server_spans import SERVER_SPAN, ServerSpans, span_method
 
 if TYPE_CHECKING:
     from litestar.config.app import AppConfig
@@ -218,7 +217,7 @@ async def _name_span_and_answer_trace_id(message: Message, scope: Scope) -> None
     if message["type"] != "http.response.start" or not isinstance(span, Span):
         return
     if template := scope.get("path_template"):  # unknown routes keep the bare method
-        span.update_name(f"{_method(scope)} {template}")
+        span.update_name(f"{span_method(scope)} {template}")
         span.set_attribute(HTTP_ROUTE, template)
     context = span.get_span_context()
     trace_id = format(context.trace_id, "032x")
@@ -226,8 +225,3 @@ async def _name_span_and_answer_trace_id(message: Message, scope: Scope) -> None
     headers = MutableScopeHeaders.from_message(message)
     headers[TRACE_ID_HEADER] = trace_id
     headers["traceresponse"] = f"00-{trace_id}-{context.span_id:016x}-{context.trace_flags:02x}"
-
-
-def _method(scope: Scope) -> str:
-    method = sanitize_method(str(scope.get("method", "")))
-    return "HTTP" if method == "_OTHER" else method  # semantic conventions: unknown methods are "HTTP"
