@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy.types import TypeEngine
 
 APP_TABLES = {"users", "tasks", "auth_sessions"}
+_POSTGRESQL_ONLY = r"autogenerate skipping .* expression-based index 'ix_tasks_live_\w+_trgm'; dialect 'sqlite'"
 
 
 @pytest.fixture
@@ -121,7 +123,11 @@ def model_differences(connection: Connection) -> list[Any]:
     context = MigrationContext.configure(
         connection, opts={"compare_type": _compare_type, "version_table": VERSION_TABLE}
     )
-    return list(compare_metadata(context, metadata_registry.get(None)))
+    with warnings.catch_warnings():
+        # SQLite has no trigram indexes (PostgreSQL only, migration 0010) and Alembic cannot reflect an
+        # expression index there: it skips the models' with a warning. PostgreSQL compares them.
+        warnings.filterwarnings("ignore", message=_POSTGRESQL_ONLY, category=UserWarning)
+        return list(compare_metadata(context, metadata_registry.get(None)))
 
 
 async def test_head_matches_the_models(fresh_url: str) -> None:
