@@ -10,6 +10,7 @@ from litestar import Response
 from litestar.params import HeaderParameter
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from uuid import UUID
 
     from todo_service.core.pagination import Page
@@ -21,6 +22,7 @@ __all__ = (
     "Versioned",
     "conditional",
     "entity_tags",
+    "items_etag",
     "none_match",
     "page_etag",
     "revisions_in",
@@ -117,6 +119,11 @@ def page_etag(page: Page[V]) -> str:
     It changes exactly when the page's body would: an item added, changed or removed (the total, or
     the items, move), and stays while nothing in the page or its total changed.
     """
-    digest = hashlib.blake2b(f"{page.total}/{page.page}/{page.limit}".encode(), digest_size=16)
-    digest.update(b"".join(item.id.bytes + item.etag.encode() for item in page.items))
+    return items_etag(f"{page.total}/{page.page}/{page.limit}", page.items)
+
+
+def items_etag(place: str, items: Sequence[Versioned]) -> str:
+    """The strong entity tag of ``items`` shown at ``place`` (what else the body holds that can change)."""
+    digest = hashlib.blake2b(place.encode(), digest_size=16)
+    digest.update(b"".join(item.id.bytes + item.etag.encode() for item in items))
     return f'"{digest.hexdigest()}"'

@@ -37,6 +37,7 @@ from todo_service.tasks.schemas import (
     TaskFilters,
     TaskMove,
     TaskRead,
+    TaskScroll,
     TaskUpdate,
     TrashedTask,
 )
@@ -131,9 +132,24 @@ class TaskController(Controller):
         ] = "-created_at",
         page: PageNumber = 1,
         limit: PageSize = 20,
+        cursor: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=1,
+                max_length=512,
+                description=(
+                    "Read by cursor instead of page number: 'start' for the first tasks, then the answer's "
+                    "next_cursor. The answer has no total and costs the same at any depth (docs: Pagination)"
+                ),
+            ),
+        ] = None,
         if_none_match: IfNoneMatch = None,
-    ) -> Response[Page[TaskRead]]:
-        """A page of the user's tasks, newest first unless sorted otherwise, with the total count."""
+    ) -> Response[Page[TaskRead] | TaskScroll]:
+        """A page of the user's tasks, newest first unless sorted otherwise, with the total count.
+
+        With ``cursor``, a stretch of the same listing read by keyset: ``{items, limit, next_cursor,
+        has_more}``, no total. Deep in a long list this stays as fast as the first page.
+        """
         filters = TaskFilters(
             completed=completed,
             priority=priority,
@@ -151,8 +167,16 @@ class TaskController(Controller):
             page=page,
             limit=limit,
         )
-        found, etag = await task_service.list_page(request.user, user_id, filters)
-        return conditional(found, etag, if_none_match)
+        if cursor is None:
+            found, etag = await task_service.list_page(request.user, user_id, filters)
+            return conditional(found, etag, if_none_match)
+        if page != 1:
+            raise ValidationFailed(
+                "Give page or cursor, not both",
+                errors=[FieldError(field="page", message="cannot be combined with cursor", source="query")],
+            )
+        scrolled, etag = await task_service.scroll(request.user, user_id, filters, cursor)
+        return conditional(scrolled, etag, if_none_match)
 
     @post(summary="Create a task", responses=_CREATE_ERRORS, response_headers=_ETAG)
     async def create_task(

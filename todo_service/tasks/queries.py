@@ -58,6 +58,7 @@ __all__ = (
     "FEED_LIMIT",
     "NOW",
     "OWNER",
+    "PRIORITY_RANKS",
     "TASK",
     "TASK_COLUMNS",
     "TRACEPARENT",
@@ -70,8 +71,10 @@ __all__ = (
     "page_params",
     "raise_feed_floors",
     "restore_task",
+    "scroll_params",
     "select_changes",
     "select_page",
+    "select_scroll",
     "select_task",
     "select_trash",
     "update_task",
@@ -86,7 +89,8 @@ TASK_COLUMNS: tuple[Any, ...] = tuple(
 )
 _COLUMNS = Task.__table__.c
 _LIVE = Task.deleted_at.is_(None)
-_PRIORITY_RANK = case({p.value: rank for rank, p in enumerate(Priority)}, value=Task.priority)
+PRIORITY_RANKS = {p.value: rank for rank, p in enumerate(Priority)}
+_PRIORITY_RANK = case(PRIORITY_RANKS, value=Task.priority)
 _SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
     "created_at": Task.created_at,
     "updated_at": Task.updated_at,
@@ -100,6 +104,7 @@ _SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
 OWNER, TASK, NOW = "owner_id", "task_id", "now"
 AFTER_REVISION, AFTER_ID, FEED_LIMIT = "after_revision", "after_id", "feed_limit"
 TRACEPARENT = "traceparent"
+_PAGE_LIMIT = "page_limit"  # as a page's (core/pagination.py)
 TRACE_SETTING = "todo_service.traceparent"  # read by the webhook outbox trigger (migration 0005)
 _LIKE_ESCAPE = "/"  # as SQLAlchemy's autoescape: a backslash would need escaping in PostgreSQL's literal
 
@@ -228,6 +233,66 @@ def _select_page(shape: _Shape, sort: tuple[str, ...], *, own: bool) -> PageQuer
         guard=guard(own=own, write=False),
         order_by=_order_by(sort),
     )
+
+
+def select_scroll(filters: TaskFilters, *, own: bool, after: list[Any] | None) -> Select[Any]:
+    """A listing read by keyset: the tasks after the one whose sort keys are ``after`` (None: from the first).
+
+    No OFFSET and no count: the statement reads ``:page_limit`` rows from where the cursor points,
+    through the same index as the first page, however deep that is. Its values are
+    :func:`page_params` and :func:`scroll_params`.
+    """
+    nulls = None if after is None else tuple(value is None for value in after)
+    return _select_scroll(_Shape.of(filters), filters.sort, own=own, nulls=nulls)
+
+
+def scroll_params(after: list[Any] | None, limit: int) -> dict[str, Any]:
+    """The values of :func:`select_scroll`'s keyset placeholders: the cursor's keys, and one row more than asked."""
+    params: dict[str, Any] = {_PAGE_LIMIT: limit + 1}
+    for i, value in enumerate(after or ()):
+        if value is not None:
+            params[f"key_{i}"] = value
+    return params
+
+
+@lru_cache(maxsize=256)
+def _select_scroll(shape: _Shape, sort: tuple[str, ...], *, own: bool, nulls: tuple[bool, ...] | None) -> Select[Any]:
+    where = _conditions(shape)
+    if nulls is not None:
+        where.append(_after(sort, nulls))
+    return (
+        select(*TASK_COLUMNS)
+        .where(*where, guard(own=own, write=False))
+        .order_by(*_order_by(sort))
+        .limit(bindparam(_PAGE_LIMIT, type_=Integer))
+    )
+
+
+def _after(sort: tuple[str, ...], nulls: tuple[bool, ...]) -> ColumnElement[bool]:
+    """The rows after the cursor's in the order of ``sort`` (then id): ``key_0``, ... are its values.
+
+    ``nulls`` says which of the cursor's values are null (only a due date can be; they sort last).
+    Keys all in one direction and none null: one row comparison, ``(created_at, id) < (:key_0,
+    :key_1)``, which PostgreSQL reads as a range of the index. Otherwise the lexicographic
+    expansion: the first key beyond, or equal and the second beyond, and so on.
+    """
+    keys = [(key.lstrip("-"), _SORTABLE[key.lstrip("-")], key.startswith("-")) for key in sort]
+    keys.append(("id", Task.id, sort[0].startswith("-")))
+    values = [bindparam(f"key_{i}", type_=column.type) for i, (_, column, _) in enumerate(keys)]
+    nullable = any(name == "due_date" for name, _, _ in keys)
+    if len({descending for _, _, descending in keys}) == 1 and not nullable:
+        row, cursor = tuple_(*(column for _, column, _ in keys)), tuple_(*values)
+        return row < cursor if keys[0][2] else row > cursor
+    alternatives: list[ColumnElement[bool]] = []
+    for i, (name, column, descending) in enumerate(keys):
+        if nulls[i]:
+            continue  # nothing sorts after a null but its ties, which the later keys order
+        beyond = column < values[i] if descending else column > values[i]
+        if name == "due_date":
+            beyond = or_(beyond, column.is_(None))  # tasks without a due date come last either way
+        equal = [keys[j][1].is_(None) if nulls[j] else keys[j][1] == values[j] for j in range(i)]
+        alternatives.append(and_(*equal, beyond))
+    return or_(*alternatives)
 
 
 def page_params(filters: TaskFilters, owner_zone: tzinfo = UTC) -> dict[str, Any]:

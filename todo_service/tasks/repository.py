@@ -46,8 +46,10 @@ from todo_service.tasks.queries import (
     page_params,
     raise_feed_floors,
     restore_task,
+    scroll_params,
     select_changes,
     select_page,
+    select_scroll,
     select_task,
     select_trash,
     update_task,
@@ -111,18 +113,30 @@ class TaskRepository(SQLAlchemyAsyncRepository[Task]):
 
     async def page(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> tuple[list[tuple[Any, ...]], int]:
         """One page of ``owner_id``'s tasks (rows in ``TASK_COLUMNS`` order) and the total, in one round trip."""
-        query = select_page(filters, own=owner_id == caller.user_id)
-        # overdue: all-day tasks without a zone of their own follow their owner's (one more read).
-        zone = zone_of(None, await owner_zone(self.statements, owner_id)) if filters.overdue is not None else UTC
-        params = {**caller_params(caller), OWNER: owner_id, **page_params(filters, zone)}
         return await fetch_page(
             self.statements,
-            query,
-            params,
+            select_page(filters, own=owner_id == caller.user_id),
+            await self._listing_params(caller, owner_id, filters),
             page=filters.page,
             limit=filters.limit,
             on_empty=lambda: explain_refusal(self.statements, caller, owner_id=owner_id),
         )
+
+    async def scroll(
+        self, caller: Caller, owner_id: UUID, filters: TaskFilters, after: list[Any] | None
+    ) -> list[tuple[Any, ...]]:
+        """Up to ``filters.limit + 1`` of ``owner_id``'s tasks after the sort keys ``after`` (None: the first)."""
+        query = select_scroll(filters, own=owner_id == caller.user_id, after=after)
+        params = {**await self._listing_params(caller, owner_id, filters), **scroll_params(after, filters.limit)}
+        rows = await self.statements.all(query, params)
+        if not rows:
+            await explain_refusal(self.statements, caller, owner_id=owner_id)
+        return [tuple(row) for row in rows]
+
+    async def _listing_params(self, caller: Caller, owner_id: UUID, filters: TaskFilters) -> dict[str, Any]:
+        # overdue: all-day tasks without a zone of their own follow their owner's (one more read).
+        zone = zone_of(None, await owner_zone(self.statements, owner_id)) if filters.overdue is not None else UTC
+        return {**caller_params(caller), OWNER: owner_id, **page_params(filters, zone)}
 
     async def one(self, caller: Caller, owner_id: UUID, task_id: UUID, *, db: Statements | None = None) -> Row | None:
         """The task, or None (missing, deleted, someone else's, or the caller may not read it)."""

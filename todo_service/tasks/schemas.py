@@ -33,6 +33,7 @@ __all__ = (
     "TaskFilters",
     "TaskMove",
     "TaskRead",
+    "TaskScroll",
     "TaskUpdate",
     "TaskUpserted",
     "TrashedTask",
@@ -139,6 +140,18 @@ class TaskRead(msgspec.Struct, frozen=True):
     rrule: str | None
     overdue_at: datetime | None
     reminded_at: datetime | None
+
+
+class TaskScroll(msgspec.Struct, frozen=True):
+    """A stretch of a listing read by cursor (``cursor=start``, then ``next_cursor``): no total.
+
+    ``has_more``: ask again with ``next_cursor`` for the tasks after these; it is null at the end.
+    """
+
+    items: list[TaskRead]
+    limit: int
+    next_cursor: str | None
+    has_more: bool
 
 
 class TrashedTask(TaskRead, frozen=True):

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from todo_service.core.errors import AppError, FieldError, Forbidden, NotFound, PreconditionFailed, ValidationFailed
 from todo_service.core.pagination import Page
 from todo_service.db.driver_errors import foreign_key_violated
-from todo_service.http.conditional import page_etag
+from todo_service.http.conditional import items_etag, page_etag
 from todo_service.security.access import refuse
-from todo_service.tasks.cursors import START
+from todo_service.tasks.cursors import FIRST, START
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
 from todo_service.tasks.ordering import duplicate_position, move_task, reposition_trashed
 from todo_service.tasks.placement import changed_columns, moved_subtree, needs_transaction, new_task_columns
-from todo_service.tasks.queries import as_utc
+from todo_service.tasks.queries import PRIORITY_RANKS, as_utc
 from todo_service.tasks.schedule import Schedule, owner_zone, record_completion
 from todo_service.tasks.schemas import (
     READ_ONLY_FIELDS,
@@ -31,6 +31,7 @@ from todo_service.tasks.schemas import (
     FiredReminder,
     TaskDeleted,
     TaskRead,
+    TaskScroll,
     TaskUpserted,
     TrashedTask,
 )
@@ -50,6 +51,15 @@ if TYPE_CHECKING:
 __all__ = ("TaskService",)
 
 LIST, LABELS = "list_id", "label_ids"
+
+
+def _sort_keys(task: TaskRead, sort: tuple[str, ...]) -> list[Any]:
+    """``task``'s values of the listing's sort keys, then its id: where a cursor after it points."""
+    keys: list[Any] = []
+    for key in sort:
+        name = key.lstrip("-")
+        keys.append(PRIORITY_RANKS[task.priority] if name == "priority" else getattr(task, name))
+    return [*keys, task.id]
 
 
 def _upserted(task: TaskRead, *, reminded: bool) -> TaskUpserted:
@@ -104,6 +114,24 @@ class TaskService:
         rows, total = await self.repository.page(caller, owner_id, filters)
         page = Page.of([TaskRead(*row) for row in rows], total=total, page=filters.page, limit=filters.limit)
         return page, page_etag(page)
+
+    async def scroll(self, caller: Caller, owner_id: UUID, filters: TaskFilters, cursor: str) -> tuple[TaskScroll, str]:
+        """The tasks after ``cursor`` (``start``: the first ones) in the listing's order, and their ETag.
+
+        Keyset pagination: no total, and no OFFSET, so every stretch costs what the first does.
+
+        Raises:
+            ValidationFailed: ``cursor`` is not one of this listing's (another user's, other filters or sort).
+        """
+        after = None if cursor == FIRST else self.cursors.listing.read(owner_id, filters, cursor)
+        rows = await self.repository.scroll(caller, owner_id, filters, after)
+        items = [TaskRead(*row) for row in rows[: filters.limit]]
+        has_more = len(rows) > filters.limit
+        next_cursor = None
+        if has_more:
+            next_cursor = self.cursors.listing.make(owner_id, filters, _sort_keys(items[-1], filters.sort))
+        found = TaskScroll(items=items, limit=filters.limit, next_cursor=next_cursor, has_more=has_more)
+        return found, items_etag(f"{cursor}/{filters.limit}/{next_cursor}", items)
 
     async def get_task(
         self, caller: Caller, owner_id: UUID, task_id: UUID, *, db: Statements | None = None
