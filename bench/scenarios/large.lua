@@ -1,6 +1,8 @@
 -- Large-data scenarios (bench/large.sh): one route of one user, or of many users in turn.
 --
--- LARGE_ROUTE  list_first | list_deep | list_filtered | search | get | create | changes
+-- LARGE_ROUTE  list_first | list_deep | list_filtered | search | get | create | changes (page numbers,
+--              with the exact total), scroll_first | scroll_deep | scroll_filtered | scroll_search (the same
+--              listings read by cursor: no total; scroll_deep from LARGE_SCROLL_CURSOR)
 -- LARGE_UID, LARGE_TOKEN, LARGE_TASK, LARGE_CURSOR, LARGE_WORD: the user and its data (bench/seed_sql.py's
 --              big.env); LARGE_DEEP_PAGE: the deep page (500 with 100,000 tasks)
 -- LARGE_USERS  a users.txt instead (bench/seed_sql.py): every request as one of its readers, in turn
@@ -14,6 +16,12 @@ local function path_of(uid, task, cursor)
   if route == "list_deep" then return base .. "?page=" .. (env("LARGE_DEEP_PAGE") or "500") .. "&limit=20" end
   if route == "list_filtered" then return base .. "?completed=false&page=1&limit=20" end
   if route == "search" then return base .. "?search=" .. (env("LARGE_WORD") or "quarterly") .. "&page=1&limit=20" end
+  if route == "scroll_first" then return base .. "?cursor=start&limit=20" end
+  if route == "scroll_deep" then return base .. "?limit=20&cursor=" .. env("LARGE_SCROLL_CURSOR") end
+  if route == "scroll_filtered" then return base .. "?completed=false&cursor=start&limit=20" end
+  if route == "scroll_search" then
+    return base .. "?search=" .. (env("LARGE_WORD") or "quarterly") .. "&cursor=start&limit=20"
+  end
   if route == "get" then return base .. "/" .. task end
   if route == "create" then return base end
   if route == "changes" then return base .. "/changes?limit=100&cursor=" .. cursor end
