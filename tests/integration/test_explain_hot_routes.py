@@ -5,6 +5,11 @@ On a real PostgreSQL: one user with 100,000 tasks beside 1,000 others with 200 e
 compiled for asyncpg exactly as the app compiles them (:class:`CompiledStatement`), with the values
 a request gives them. None may scan ``tasks`` sequentially: a sequential scan reads every user's
 tasks, so its cost grows with the whole table instead of the page asked for (issue 16).
+
+The app's connections plan every statement once, generically (``plan_cache_mode`` is
+``force_generic_plan``: db/database.py), so each plan is checked twice: as PostgreSQL plans it
+with the request's values, and as the app's connections plan it, without them. Search reads the
+trigram indexes of migration 0010, both of them (a BitmapOr), for the word's tasks only.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ OTHER_USERS, OTHER_TASKS = 1000, 200  # the big user holds a third of the table,
 PAGE_SIZE = 20
 # The page's placeholders (core/pagination.py fills them from the page number and size).
 PAGE_LIMIT, PAGE_OFFSET = "page_limit", "page_offset"
+SEARCHED = "Quarterly"  # in 1% of the titles (as in `just bench large`)
+TRIGRAM_INDEXES = {"ix_tasks_live_title_trgm", "ix_tasks_live_description_trgm"}  # migration 0010
 
 # Seeding only (the statements under test come from the application): users, a live session each, tasks.
 USERS = """
@@ -62,7 +69,8 @@ RETURNING id, user_id
 """
 TASKS = """
 INSERT INTO tasks (id, user_id, title, description, completed, priority, revision, created_at, updated_at{more_columns})
-SELECT gen_random_uuid(), o.u, 'Task ' || g, 'Seeded task ' || g, g % 3 = 0,
+SELECT gen_random_uuid(), o.u, 'Task ' || g || CASE WHEN g % 100 = 0 THEN ' quarterly' ELSE '' END,
+       'Seeded task ' || g, g % 3 = 0,
        (ARRAY['low', 'medium', 'high', 'urgent'])[g % 4 + 1], g,
        now() - g * interval '36 seconds', now() - g * interval '36 seconds'{more_values}
   FROM unnest($1::uuid[]) AS o(u), generate_series(1, $2::int) g
@@ -145,6 +153,37 @@ async def plan_of(url: str, statement: Executable, params: dict[str, Any]) -> di
     return dict((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
 
 
+async def generic_plan_of(url: str, statement: Executable, params: dict[str, Any]) -> dict[str, Any]:
+    """The plan the app's connections make for ``statement``: generic, once, without the values.
+
+    PostgreSQL 15 explains a generic plan only through ``EXECUTE`` of a prepared statement, whose
+    values are written in (as literals: they do not shape a generic plan).
+    """
+    engine = create_async_engine(url)
+    try:
+        compiled = CompiledStatement.of(statement, engine.dialect)
+    finally:
+        await engine.dispose()
+    literals = ", ".join("NULL" if value is None else literal(value) for value in compiled.arguments(params))
+    connection = await asyncpg.connect(
+        url.replace("+asyncpg", ""), server_settings={"plan_cache_mode": "force_generic_plan"}
+    )
+    try:
+        await connection.execute(f"PREPARE hot_route AS {compiled.sql}")
+        raw = await connection.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE hot_route({literals})")
+    finally:
+        await connection.close()
+    return dict((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
+
+
+def literal(value: object) -> str:
+    """A value as an SQL string literal (of the prepared statement's parameter type)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+PLANNERS = {"with the values": plan_of, "generic, as the app": generic_plan_of}
+
+
 def nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     """Every node of a plan, depth first."""
     found = [plan]
@@ -172,6 +211,7 @@ def hot_routes(seeded: Seeded) -> dict[str, tuple[Executable, dict[str, Any]]]:
         "list, first page": page(seeded, TaskFilters(page=1, limit=PAGE_SIZE)),
         "list, page 500": page(seeded, TaskFilters(page=500, limit=PAGE_SIZE)),
         "list, completed=false": page(seeded, TaskFilters(completed=False, page=1, limit=PAGE_SIZE)),
+        "search": page(seeded, TaskFilters(search=SEARCHED, page=1, limit=PAGE_SIZE)),
         "get": (select_task(own=True), {**mine, TASK: seeded.task_id}),
         "changes after a revision": (
             select_changes("postgresql", own=True),
@@ -180,14 +220,54 @@ def hot_routes(seeded: Seeded) -> dict[str, tuple[Executable, dict[str, Any]]]:
     }
 
 
-@pytest.mark.parametrize(
-    "route", ["list, first page", "list, page 500", "list, completed=false", "get", "changes after a revision"]
-)
-async def test_no_sequential_scan_of_tasks(seeded: Seeded, route: str) -> None:
+ROUTES = ["list, first page", "list, page 500", "list, completed=false", "search", "get", "changes after a revision"]
+
+
+@pytest.mark.parametrize("planner", list(PLANNERS))
+@pytest.mark.parametrize("route", ROUTES)
+async def test_no_sequential_scan_of_tasks(seeded: Seeded, route: str, planner: str) -> None:
     statement, values = hot_routes(seeded)[route]
-    plan = await plan_of(seeded.url, statement, values)
+    plan = await PLANNERS[planner](seeded.url, statement, values)
     on_tasks = [node for node in nodes(plan) if node.get("Relation Name") == "tasks"]
     assert on_tasks, f"{route}: the plan reads no tasks at all: {json.dumps(plan)[:2000]}"
     scans = sorted({node["Node Type"] for node in on_tasks})
     assert "Seq Scan" not in scans, f"{route}: sequential scan of tasks: {json.dumps(plan, indent=1)[:4000]}"
     assert all(node.get("Index Name") for node in on_tasks if "Index" in node["Node Type"]), scans
+
+
+@pytest.mark.parametrize("planner", list(PLANNERS))
+async def test_search_reads_both_trigram_indexes(seeded: Seeded, planner: str) -> None:
+    """The page and its total find the word's tasks through the two trigram indexes, OR-ed as bitmaps."""
+    statement, values = hot_routes(seeded)["search"]
+    plan = await PLANNERS[planner](seeded.url, statement, values)
+    found = nodes(plan)
+    used = {node.get("Index Name") for node in found}
+    assert used >= TRIGRAM_INDEXES, f"trigram indexes unused: {json.dumps(plan, indent=1)[:4000]}"
+    ored = [node for node in found if node["Node Type"] == "BitmapOr"]
+    assert ored, f"no BitmapOr: {json.dumps(plan, indent=1)[:4000]}"
+    assert all({child.get("Index Name") for child in node["Plans"]} <= TRIGRAM_INDEXES for node in ored)
+
+
+async def test_search_through_the_indexes_finds_what_a_scan_finds(seeded: Seeded) -> None:
+    """The same rows, in the same order, with the trigram indexes as without (GIN serves bitmap scans only)."""
+    statement, values = page(seeded, TaskFilters(search=SEARCHED, page=3, limit=100))
+    engine = create_async_engine(seeded.url)
+    try:
+        compiled = CompiledStatement.of(statement, engine.dialect)
+    finally:
+        await engine.dispose()
+    found = {}
+    for bitmaps in ("on", "off"):
+        connection = await asyncpg.connect(
+            seeded.url.replace("+asyncpg", ""),
+            server_settings={"plan_cache_mode": "force_generic_plan", "enable_bitmapscan": bitmaps},
+        )
+        try:
+            found[bitmaps] = [tuple(row) for row in await connection.fetch(compiled.sql, *compiled.arguments(values))]
+        finally:
+            await connection.close()
+    assert found["on"] == found["off"]
+    rows = found["on"]
+    assert len(rows) == 100
+    assert {row[0] for row in rows} == {BIG_USER_TASKS // 100}  # the total rides along in the first column
+    assert all(SEARCHED.lower() in " ".join(map(str, row)) for row in rows)
