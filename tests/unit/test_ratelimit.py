@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import sys
 import time
+import tracemalloc
 import uuid
 from typing import TYPE_CHECKING, Any, cast
 
@@ -157,13 +160,67 @@ async def test_memory_keeps_one_time_per_request_in_the_window_whatever_the_limi
     assert isinstance(limiter.counters, MemoryCounters)
     for _ in range(2000):
         await hit(limiter, "per_ip", "198.51.100.7")
-    times, window = limiter.counters.windows[limiter.per_ip.key("198.51.100.7")]
-    assert (len(times), window) == (2000, 60_000)  # what came, not the limit
+    window = limiter.counters.windows[limiter.per_ip.key("198.51.100.7")]
+    assert (len(window), window.window_ms) == (2000, 60_000)  # what came, not the limit
     await hit(limiter, "login", "a")
     await hit(limiter, "login", "a")
     await asyncio.sleep(1.05)
     assert (await hit(limiter, "login", "a")).remaining == 1  # the two left the window: dropped on this check
-    assert len(limiter.counters.windows[limiter.routes["login"].key("a")][0]) == 1
+    assert len(limiter.counters.windows[limiter.routes["login"].key("a")]) == 1
+
+
+class Clock:
+    """A hand-moved clock (ms) for :class:`MemoryCounters`."""
+
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+async def test_memory_counts_exactly_what_a_list_of_every_request_would() -> None:
+    rng, clock = random.Random(16), Clock()  # noqa: S311  (a repeatable sequence, not a secret)
+    counters, rule = MemoryCounters(clock), Rule("r", 40, 1000)
+    every: list[int] = []  # the times counted, as the contract's moving window defines them
+    for _ in range(20_000):
+        clock.now += rng.choice((0, 1, 3, 40, 250, 1500))  # bursts, same-millisecond hits, idle gaps
+        every = [t for t in every if t > clock.now - 1000]
+        [counted] = await counters.hit([(rule, "a")])
+        assert (counted.count, counted.oldest_age_ms) == (len(every), clock.now - every[0] if every else 0)
+        if counted.allowed:
+            every.append(clock.now)
+    assert len(counters.windows[rule.key("a")]) == len(every)
+
+
+async def test_memory_keeps_8_bytes_a_request_and_forgets_what_left() -> None:
+    clock = Clock()
+    counters, rule = MemoryCounters(clock), Rule("r", 100_000, 60_000)
+    for clock.now in range(0, 600_000, 10):  # 100 requests a second for 10 windows
+        await counters.hit([(rule, "a")])
+    window = counters.windows[rule.key("a")]
+    assert len(window) == 6000  # the last minute's, exactly
+    assert len(window.times) < 2 * 6000  # the dropped ones go once they are half the array
+    assert sys.getsizeof(window.times) < 2 * 8 * 6000 + 200
+
+
+async def test_memory_at_a_thousand_clients_stays_small() -> None:
+    """1,000 addresses and 2,000 users (the memory benchmark's load): 60,000 requests in a window."""
+    counters = MemoryCounters()
+    per_ip, per_user = Rule("per_ip", 1200, 60_000), Rule("per_user", 600, 60_000)
+    addresses = [f"10.0.{n // 256}.{n % 256}" for n in range(1000)]
+    users = [str(uuid.UUID(int=n)) for n in range(2000)]
+    tracemalloc.start()
+    try:
+        for n in range(60_000):
+            await counters.hit([(per_ip, addresses[n % 1000]), (per_user, users[n % 2000])])
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert len(counters.windows) == 3000
+    assert sum(len(window) for window in counters.windows.values()) == 120_000
+    # 120,000 times: 8 bytes each in arrays, plus about 300 bytes a key; a deque of ints held 5 MB
+    assert held < 2_500_000, held
 
 
 async def test_memory_forgets_keys_whose_requests_all_left_the_window() -> None:
@@ -464,6 +521,7 @@ def test_memory_is_the_default_storage() -> None:
     assert isinstance(limiter.counters, MemoryCounters)
     assert (limiter.per_ip.limit, limiter.per_user.limit) == (1200, 600)
     assert {name: rule.limit for name, rule in limiter.routes.items()} == {"register": 5, "login": 10, "refresh": 30}
+
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "async+redis://127.0.0.1:6379", "unix:///run/redis.sock"])
