@@ -10,10 +10,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import subprocess
 import sys
 import time
 import tracemalloc
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -522,6 +524,22 @@ def test_memory_is_the_default_storage() -> None:
     assert (limiter.per_ip.limit, limiter.per_user.limit) == (1200, 600)
     assert {name: rule.limit for name, rule in limiter.routes.items()} == {"register": 5, "login": 10, "refresh": 30}
 
+
+def test_limits_in_memory_do_not_load_redis_py() -> None:
+    """redis-py and what it loads (its OpenTelemetry metrics, cryptography) held 8-10 MB of a worker for nothing."""
+    program = (
+        "import sys\n"
+        "from tests.factories import make_settings\n"
+        "from todo_service.ratelimit.limiter import build_rate_limiter\n"
+        "limiter = build_rate_limiter(make_settings('sqlite+aiosqlite:///:memory:', rate_limit_enabled=True))\n"
+        "assert limiter is not None and limiter.failures == (TimeoutError, OSError)\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'redis'))\n"
+    )
+    root = Path(__file__).resolve().parents[2]  # where `tests` and `todo_service` import from
+    found = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120, cwd=root
+    )
+    assert found.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "async+redis://127.0.0.1:6379", "unix:///run/redis.sock"])

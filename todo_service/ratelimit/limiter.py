@@ -38,10 +38,6 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from limits import parse
 from litestar.datastructures import MutableScopeHeaders
 from litestar.plugins import InitPlugin
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from todo_service.core.errors import RateLimited
 from todo_service.core.request_context import RATE_LIMIT, ClientAddress
@@ -139,6 +135,11 @@ class RateLimiter(InitPlugin):
         self.on_rejected: Callable[[str], None] | None = None  # metrics: every refused request, by rule
         self.on_storage_failure: Callable[[], None] | None = None  # metrics: each storage call that failed
         self.timeout = settings.redis_timeout if remote else None  # memory does no I/O: nothing to bound
+        self.failures: tuple[type[Exception], ...] = (TimeoutError, OSError)  # what fails open
+        if remote:
+            from redis.exceptions import RedisError  # noqa: PLC0415  (redis-py only with REDIS_URL: see build_rate_limiter)
+
+            self.failures = (RedisError, TimeoutError, OSError)
         self.skip_until = 0.0
         self.next_warning = 0.0
         self.unreported = 0
@@ -262,7 +263,7 @@ class RateLimiter(InitPlugin):
             else:
                 async with asyncio.timeout(self.timeout):
                     result = await function(*args, **kwargs)
-        except (RedisError, TimeoutError, OSError) as exc:
+        except self.failures as exc:
             self.failed(exc)
             raise StorageDown from exc
         if self.failing:
@@ -296,6 +297,11 @@ def build_rate_limiter(settings: Settings, on_limited: OnLimited | None = None) 
         return None
     if not settings.redis_url:
         return RateLimiter(settings, MemoryCounters(), on_limited=on_limited)
+    # redis-py is imported only here: loaded for nothing it held 8-10 MB of every worker (docs/performance.md).
+    from redis.asyncio import ConnectionPool, Redis  # noqa: PLC0415
+    from redis.asyncio.retry import Retry  # noqa: PLC0415
+    from redis.backoff import NoBackoff  # noqa: PLC0415
+
     url = settings.redis_url.removeprefix("async+")
     scheme = url.partition("://")[0]
     if scheme not in REDIS_SCHEMES:
