@@ -475,17 +475,21 @@ def installed_tracing(app: Litestar) -> dict[str, int]:
     from todo_service.observability import traces as telemetry  # noqa: PLC0415
 
     engine: Engine = app.state.context.engine.sync_engine
-    listeners = list(engine.dispatch.before_cursor_execute)
+    # EngineTracer's statement listener, wrapped to skip unrecorded traces (functools.wraps: __wrapped__).
+    listeners = [getattr(fn, "__wrapped__", fn) for fn in engine.dispatch.before_cursor_execute]
+    pool_listeners = [fn for name in ("checkout", "checkin") for fn in getattr(engine.pool.dispatch, name)]
     return {
         "plugin": len([plugin for plugin in app.plugins if isinstance(plugin, OpenTelemetryPlugin)]),
         "middleware": len([m for m in app.middleware if type(m).__module__ == telemetry.__name__]),
         "hook": len([hook for hook in app.before_send if getattr(hook, "__module__", "") == telemetry.__name__]),
         "engine": len([fn for fn in listeners if isinstance(getattr(fn, "__self__", None), EngineTracer)]),
+        # its connection-usage listeners (a no-op meter's) are removed: none per checkout or checkin
+        "engine_pool": len([fn for fn in pool_listeners if isinstance(getattr(fn, "__self__", None), EngineTracer)]),
     }
 
 
 async def test_without_an_endpoint_nothing_is_installed(client: Client, app: Litestar) -> None:
-    assert installed_tracing(app) == {"plugin": 0, "middleware": 0, "hook": 0, "engine": 0}
+    assert installed_tracing(app) == {"plugin": 0, "middleware": 0, "hook": 0, "engine": 0, "engine_pool": 0}
 
     caller = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"
     response = await client.get("/api/v1/users/me", headers={"traceparent": caller})
@@ -496,7 +500,7 @@ async def test_without_an_endpoint_nothing_is_installed(client: Client, app: Lit
 
 async def test_with_an_endpoint_each_part_is_installed_once(traced: Client) -> None:
     assert isinstance(traced.app, Litestar)
-    assert installed_tracing(traced.app) == {"plugin": 1, "middleware": 1, "hook": 1, "engine": 1}
+    assert installed_tracing(traced.app) == {"plugin": 1, "middleware": 1, "hook": 1, "engine": 1, "engine_pool": 0}
 
 
 # --- Redis ------------------------------------------------------------------------------------------

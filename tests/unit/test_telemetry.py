@@ -15,9 +15,12 @@ from litestar import Litestar, Router, get, post
 from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 from opentelemetry import trace
 from opentelemetry.instrumentation.redis import RedisInstrumentor
+from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, SamplingResult
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from redis.asyncio import Redis
@@ -30,7 +33,7 @@ from tests.servers import redis_server
 from todo_service import __version__
 from todo_service.core.settings import Settings, SettingsError
 from todo_service.observability.providers import shutdown_tracing, tracer_provider_for
-from todo_service.observability.server_spans import ServerSpans
+from todo_service.observability.server_spans import SERVER_SPAN, ServerSpans, span_method
 from todo_service.observability.traces import (
     UNTRACED,
     Tracing,
@@ -39,6 +42,8 @@ from todo_service.observability.traces import (
     record_server_error,
     untraced_path_pattern,
 )
+from todo_service.observability.traces import _name_span_and_answer_trace_id as name_span_and_answer_trace_id
+from todo_service.observability.traces import _trim as trim_engine_tracer
 from todo_service.security.passwords import Passwords
 
 if TYPE_CHECKING:
@@ -447,3 +452,99 @@ async def test_passwords_without_a_tracer_make_no_spans(memory: tuple[TracerProv
     finally:
         passwords.close()
     assert names(exporter.get_finished_spans()) == ["request"]
+
+
+# --- the cost of an unrecorded request ---------------------------------------------------------------
+
+
+class CountingSampler(Sampler):
+    """Records every span unless told otherwise; counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        self.asked += 1
+        return ALWAYS_ON.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return "counting"
+
+
+async def test_statement_spans_are_made_outside_unrecorded_traces_only() -> None:
+    sampler, exporter = CountingSampler(), InMemorySpanExporter()
+    provider = TracerProvider(sampler=sampler, shutdown_on_exit=False)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = create_async_engine(DB)
+    connections = NoOpMeterProvider().get_meter("test").create_up_down_counter("db.client.connections.usage")
+    engine_tracer = EngineTracer(provider.get_tracer("sql"), engine.sync_engine, connections)  # type: ignore[no-untyped-call]
+    trim_engine_tracer(engine_tracer, engine.sync_engine)
+
+    async def select(marker: str) -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text(f"SELECT 1 AS {marker}"))
+
+    try:
+        await select("alone")  # no trace around it (a background job): its own root span
+        with trace.use_span(
+            NonRecordingSpan(SpanContext(int(CALLER_TRACE, 16), int(CALLER_SPAN, 16), is_remote=False))
+        ):
+            await select("unrecorded")  # inside a request the sampler dropped: no span, no sampler call
+        asked_after_unrecorded = sampler.asked
+        with provider.get_tracer("test").start_as_current_span("request") as request:
+            await select("recorded")
+    finally:
+        await engine.dispose()
+        provider.shutdown()
+
+    assert asked_after_unrecorded == 1
+    finished = exporter.get_finished_spans()
+    queries = [span for span in finished if span.attributes and "db.statement" in span.attributes]
+    assert [span.attributes["db.statement"] for span in queries if span.attributes] == [
+        "SELECT 1 AS alone",
+        "SELECT 1 AS recorded",
+    ]
+    assert queries[0].parent is None
+    assert queries[1].parent is not None
+    assert queries[1].parent.span_id == request.get_span_context().span_id
+    # Its connection-usage listeners (the no-op meter's) are gone from the pool; the statement one stays.
+    for name in ("connect", "close", "checkout", "checkin"):
+        assert not [
+            fn
+            for fn in getattr(engine.sync_engine.pool.dispatch, name)
+            if getattr(fn, "__self__", None) is engine_tracer
+        ]
+    assert [getattr(fn, "__wrapped__", None) for fn in engine.sync_engine.dispatch.before_cursor_execute] == [
+        engine_tracer._before_cur_exec  # the listener EngineTracer registered, now wrapped
+    ]
+
+
+def test_span_method_names_known_methods_and_keeps_only_those() -> None:
+    def scope(method: str) -> Any:
+        return {"type": "http", "method": method}
+
+    assert span_method(scope("GET")) == "GET"
+    assert span_method(scope("patch")) == "PATCH"
+    for number in range(200):  # made-up methods are "HTTP", each time, and are not kept
+        assert span_method(scope(f"PURGE{number}")) == "HTTP"
+    assert span_method(scope("GET")) == "GET"
+    assert span_method(scope("patch")) == "PATCH"
+
+
+async def test_the_trace_id_headers_are_added_to_any_header_list() -> None:
+    span = NonRecordingSpan(
+        SpanContext(int(CALLER_TRACE, 16), int(CALLER_SPAN, 16), is_remote=False, trace_flags=TraceFlags(0))
+    )
+    scope: Any = {"state": {SERVER_SPAN: span}, "method": "GET", "path_template": "/x"}
+    message: Any = {"type": "http.response.start", "status": 200, "headers": ((b"content-type", b"text/plain"),)}
+
+    await name_span_and_answer_trace_id(message, scope)
+
+    assert message["headers"] == [
+        (b"content-type", b"text/plain"),
+        (b"x-trace-id", CALLER_TRACE.encode()),
+        (b"traceresponse", f"00-{CALLER_TRACE}-{CALLER_SPAN}-00".encode()),
+    ]
+    body: Any = {"type": "http.response.body", "body": b""}
+    await name_span_and_answer_trace_id(body, scope)
+    assert "headers" not in body

@@ -23,6 +23,9 @@ header, query string or body is ever logged; :func:`redact` scrubs bearer tokens
 ``password=``-like values and SQL parameters from every message and traceback as a second line of
 defence; ``DB_ECHO`` shows statements, never their values. Lines are written synchronously (a
 write and a flush each, 10 to 20 µs): no queue thread to lose the last lines at exit.
+
+The access line is built once: the hook makes the record and its whole line (every field above,
+in order), the handler only serialises it; nothing is looked up or scanned twice.
 """
 
 from __future__ import annotations
@@ -57,8 +60,7 @@ TraceIds: TypeAlias = "Callable[[], tuple[str, str] | None]"
 
 ACCESS_LOGGER = "todo_service.access"
 _SCOPE_ATTR = "log_scope"  # a record's request, when logged where the context variable is not set
-_FIELDS_ATTR = "log_fields"  # extra top-level fields of a record (the access line's)
-_REDACTED_ATTR = "log_redacted"  # the record's message was built from redacted parts: no second pass
+_LINE_ATTR = "log_line"  # a record's complete line, built where it was logged (the access line)
 _STARTED = "log_started"  # scope state: perf_counter() when the first middleware saw the request
 _MAX_PATH = 200
 _current_request: ContextVar[Scope | None] = ContextVar("todo_service_log_request", default=None)
@@ -93,12 +95,14 @@ class LogHandler(logging.Handler):
         self._exceptions = logging.Formatter()
 
     def fields(self, record: logging.LogRecord) -> dict[str, Any]:
-        """The record as the flat mapping that is written."""
+        """The record as the flat mapping that is written (an access record brings its own, complete)."""
+        if (line := record.__dict__.get(_LINE_ATTR)) is not None:
+            return line  # type: ignore[no-any-return]
         fields: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC),
             "level": record.levelname,
             "logger": record.name,
-            "message": _message(record) if record.__dict__.get(_REDACTED_ATTR) else redact(_message(record)),
+            "message": redact(_message(record)),
         }
         scope = record.__dict__.get(_SCOPE_ATTR) or _current_request.get()
         if scope is not None:
@@ -110,8 +114,6 @@ class LogHandler(logging.Handler):
         ids = self.trace_ids()
         if ids is not None or scope is not None:
             fields["trace_id"], fields["span_id"] = ids or (None, None)
-        if extra := record.__dict__.get(_FIELDS_ATTR):
-            fields.update(extra)
         if record.exc_info:
             fields["exception"] = redact(self._exceptions.formatException(record.exc_info))
         if record.stack_info:
@@ -120,9 +122,9 @@ class LogHandler(logging.Handler):
 
     def render(self, record: logging.LogRecord) -> str:
         """One line for ``record`` (console: plus its traceback, indented, below), without the newline."""
-        fields = self.fields(record)
         if self.json:
-            return self._encoder.encode(fields).decode()
+            return self._encoder.encode(self.fields(record)).decode()
+        fields = dict(self.fields(record))  # taken apart below
         stamp = fields.pop("time").isoformat(timespec="milliseconds").replace("+00:00", "Z")
         line = f"{stamp} {fields.pop('level'):<8} {fields.pop('logger')}: {fields.pop('message')}"
         trace = [f"    {text}" for key in ("exception", "stack") for text in fields.pop(key, "").splitlines()]
@@ -200,7 +202,7 @@ def configure_logging(
     logging.captureWarnings(capture=False)
     logging.captureWarnings(capture=True)
     _adopt_library_loggers()
-    return RequestLogging(ClientAddress(settings.trusted_proxies), ensure_request_id)
+    return RequestLogging(ClientAddress(settings.trusted_proxies), ensure_request_id, trace_ids)
 
 
 class _LitestarLogging(BaseLoggingConfig):
@@ -229,9 +231,15 @@ class RequestLogging(InitPlugin):
     It inserts no middleware: the transport's front door calls :meth:`enter` and :meth:`leave`.
     """
 
-    def __init__(self, client_address: ClientAddress, ensure_request_id: Callable[[Scope], str | None]) -> None:
+    def __init__(
+        self,
+        client_address: ClientAddress,
+        ensure_request_id: Callable[[Scope], str | None],
+        trace_ids: TraceIds = no_trace,
+    ) -> None:
         self.client_address = client_address
         self.ensure_request_id = ensure_request_id
+        self.trace_ids = trace_ids
 
     def enter(self, scope: Scope) -> Token[Scope | None]:
         """Start the request's clock and make its scope the context of every record it logs.
@@ -253,26 +261,39 @@ class RequestLogging(InitPlugin):
         return app_config
 
     async def before_send(self, message: Message, scope: Scope) -> None:
-        """``before_send`` hook: the access line, once, when the response starts."""
+        """``before_send`` hook: the access line, once, when the response starts.
+
+        The record carries its whole line (the handler writes it as it is): no caller lookup (the
+        line is always this one), no second mapping, and the message is not scanned again for
+        secrets (its parts are a method, the route template or the redacted path, and a status).
+        """
         if message["type"] != "http.response.start" or not _access.isEnabledFor(logging.INFO):
             return
+        # The same id the response header carries, whichever hook runs first.
+        request_id = self.ensure_request_id(scope)
         started = scope.get("state", {}).get(_STARTED)
-        self.ensure_request_id(scope)  # the same id the response header carries, whichever hook runs first
         path = redact(scope.get("path", ""))
-        path = path if len(path) <= _MAX_PATH else path[:_MAX_PATH] + "..."
+        if len(path) > _MAX_PATH:
+            path = path[:_MAX_PATH] + "..."
         method, status, route = scope.get("method", ""), message["status"], scope.get("path_template")
-        fields = {
+        message_text = f"{method} {route or path} {status}"
+        record = _access.makeRecord(ACCESS_LOGGER, logging.INFO, __file__, 0, message_text, (), None)
+        user_id = getattr(scope.get("user"), "user_id", None)
+        trace_id, span_id = self.trace_ids() or (None, None)
+        record.__dict__[_LINE_ATTR] = {
+            "time": datetime.fromtimestamp(record.created, UTC),
+            "level": "INFO",
+            "logger": ACCESS_LOGGER,
+            "message": message_text,
+            "request_id": request_id,
+            "route": route,
+            "user_id": None if user_id is None else str(user_id),
+            "trace_id": trace_id,
+            "span_id": span_id,
             "method": method,
             "path": path,
             "status": status,
             "duration_ms": None if started is None else round((time.perf_counter() - started) * 1000, 3),
             "client_ip": self.client_address.of(scope),
         }
-        extra = {_SCOPE_ATTR: scope, _FIELDS_ATTR: fields, _REDACTED_ATTR: True}
-        # Built here, once: no caller lookup (the line is always this one), the message is not
-        # scanned again for secrets (its parts are a method, the route template or the redacted
-        # path, and a status).
-        record = _access.makeRecord(
-            ACCESS_LOGGER, logging.INFO, __file__, 0, "%s %s %d", (method, route or path, status), None, extra=extra
-        )
         _access.handle(record)

@@ -38,9 +38,11 @@ _CLUES = (
     "eyj",
     "[parameters",
 )
+# One search of the lower-cased text for any clue: a C call instead of a generator over the clues
+# (2.3 against 3.8 µs for an access line's path; the same search with re.IGNORECASE takes 22 µs).
+_ANY_CLUE = re.compile("|".join(re.escape(clue) for clue in _CLUES))
 
 
 def redact(text: str) -> str:
     """``text`` without bearer tokens, JWTs, ``password``/``token``/``secret`` values or SQL parameters."""
-    lowered = text.lower()
-    return _REDACT.sub(_scrub, text) if any(clue in lowered for clue in _CLUES) else text
+    return _REDACT.sub(_scrub, text) if _ANY_CLUE.search(text.lower()) else text

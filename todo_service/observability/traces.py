@@ -18,19 +18,21 @@ middleware, hook or instrumentation exists and requests cost nothing more. With 
   :class:`_Untraced` reads the matched route's ``opt`` and suppresses every child span.
 - database spans from the engine the app uses (SQLAlchemy's ``EngineTracer``, per engine: the
   instrumentor is a process singleton that would instrument the first engine only, and patches
-  ``create_engine`` globally); Redis spans from redis-py's instrumentation, which patches the
-  library globally: done once per process (again only if the configuration changes, in tests).
+  ``create_engine`` globally), without its pool listeners (a no-op meter's) and without a span
+  started per statement inside an unrecorded trace (:func:`_trim`); Redis spans from redis-py's
+  instrumentation, which patches the library globally: done once per process (again only if the
+  configuration changes, in tests).
 - :func:`record_server_error` (the exception handler) marks 5xx spans as errors, exception recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import traceback
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import HttpMethod, ScopeType
 from litestar.middleware import ASGIMiddleware, DefineMiddleware
 from litestar.plugins import InitPlugin, ReceiveRoutePlugin
@@ -41,7 +43,8 @@ from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
-from opentelemetry.trace import Span, Status, StatusCode, Tracer
+from opentelemetry.trace import Status, StatusCode, Tracer
+from sqlalchemy import event
 
 from todo_service import __version__
 from todo_service.observability.providers import instrument_redis, tracer_provider_for
@@ -49,10 +52,13 @@ from todo_service.observability.redaction import redact
 from todo_service.observability.server_spans import SERVER_SPAN, ServerSpans, span_method
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from litestar.config.app import AppConfig
     from litestar.routes import BaseRoute
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
     from opentelemetry.sdk.trace import TracerProvider
+    from sqlalchemy.engine import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from todo_service.core.settings import Settings
@@ -73,6 +79,7 @@ TRACE_ID_HEADER = "X-Trace-Id"
 UNTRACED = "untraced"
 _PATH_PARAMETER = re.compile(r"(/?)\{[^{}:]+:([^{}]+)\}")
 FLUSH_TIMEOUT_MILLIS = 5000
+_TRACE_ID_NAME = TRACE_ID_HEADER.lower().encode()
 
 
 def current_trace_ids() -> tuple[str, str] | None:
@@ -110,7 +117,7 @@ def build_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
     meter = NoOpMeterProvider().get_meter(__name__)
     connections = meter.create_up_down_counter("db.client.connections.usage")
     tracer = provider.get_tracer("opentelemetry.instrumentation.sqlalchemy")
-    EngineTracer(tracer, engine.sync_engine, connections)  # type: ignore[no-untyped-call]
+    _trim(EngineTracer(tracer, engine.sync_engine, connections), engine.sync_engine)  # type: ignore[no-untyped-call]
     if settings.redis_url:
         instrument_redis(provider)
     return Tracing(provider)
@@ -213,15 +220,53 @@ class _Untraced(ASGIMiddleware):
 
 async def _name_span_and_answer_trace_id(message: Message, scope: Scope) -> None:
     """``before_send``: name the server span after the route; tell the client the trace id."""
-    span = scope.get("state", {}).get(SERVER_SPAN)
-    if message["type"] != "http.response.start" or not isinstance(span, Span):
+    if message["type"] != "http.response.start" or (span := scope.get("state", {}).get(SERVER_SPAN)) is None:
         return
-    if template := scope.get("path_template"):  # unknown routes keep the bare method
+    # An unrecorded span (9 in 10 at the 10% sampler) keeps no name or attribute: nothing to set.
+    if span.is_recording() and (template := scope.get("path_template")):  # unknown routes keep the bare method
         span.update_name(f"{span_method(scope)} {template}")
         span.set_attribute(HTTP_ROUTE, template)
     context = span.get_span_context()
     trace_id = format(context.trace_id, "032x")
-    message.setdefault("headers", [])
-    headers = MutableScopeHeaders.from_message(message)
-    headers[TRACE_ID_HEADER] = trace_id
-    headers["traceresponse"] = f"00-{trace_id}-{context.span_id:016x}-{context.trace_flags:02x}"
+    # Appended to the raw list (nothing else sets these two): no scan of the headers per header set.
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = message["headers"] = list(headers or ())
+    headers.append((_TRACE_ID_NAME, trace_id.encode()))
+    headers.append((b"traceresponse", f"00-{trace_id}-{context.span_id:016x}-{context.trace_flags:02x}".encode()))
+
+
+def _in_unsampled_trace() -> bool:
+    """Whether the current span belongs to a trace that is not recorded (its children are not either)."""
+    current = trace.get_current_span()
+    return current.get_span_context().is_valid and not current.is_recording()
+
+
+def _trim(engine_tracer: EngineTracer, engine: Engine) -> None:
+    """Keep the statement spans of ``engine_tracer``, without its work per connection and per dropped span.
+
+    Its pool listeners (4 per borrowed connection: checkout and checkin, connect and close) count
+    ``db.client.connections.usage`` on the no-op meter: they go (the pool gauge is ours, in
+    observability/metrics.py). Its statement listener starts a span per statement, which inside an
+    unrecorded trace is dropped: it is called only outside one (a background job's root span, or a
+    recorded request). Found by the object they are bound to, through SQLAlchemy's event API.
+    """
+    for identifier in ("connect", "close", "checkin", "checkout"):
+        for listener in list(getattr(engine.pool.dispatch, identifier)):
+            if getattr(listener, "__self__", None) is engine_tracer:
+                event.remove(engine, identifier, listener)
+    for listener in list(engine.dispatch.before_cursor_execute):
+        if getattr(listener, "__self__", None) is engine_tracer:
+            event.remove(engine, "before_cursor_execute", listener)
+            event.listen(engine, "before_cursor_execute", _recorded_only(listener), retval=True)
+
+
+def _recorded_only(listener: Callable[..., tuple[str, Any]]) -> Callable[..., tuple[str, Any]]:
+    """``listener`` (a ``before_cursor_execute`` one, ``retval=True``), skipped inside an unrecorded trace."""
+
+    @functools.wraps(listener)
+    def before_cursor_execute(*args: Any) -> tuple[str, Any]:  # noqa: ANN401
+        # (conn, cursor, statement, parameters, context, executemany): the statement and parameters unchanged
+        return (args[2], args[3]) if _in_unsampled_trace() else listener(*args)
+
+    return before_cursor_execute
