@@ -480,7 +480,9 @@ def installed_tracing(app: Litestar) -> dict[str, int]:
     pool_listeners = [fn for name in ("checkout", "checkin") for fn in getattr(engine.pool.dispatch, name)]
     return {
         "plugin": len([plugin for plugin in app.plugins if isinstance(plugin, OpenTelemetryPlugin)]),
-        "middleware": len([m for m in app.middleware if type(m).__module__ == telemetry.__name__]),
+        "middleware": len(
+            [m for m in app.middleware if getattr(getattr(m, "middleware", m), "__module__", "") == telemetry.__name__]
+        ),
         "hook": len([hook for hook in app.before_send if getattr(hook, "__module__", "") == telemetry.__name__]),
         "engine": len([fn for fn in listeners if isinstance(getattr(fn, "__self__", None), EngineTracer)]),
         # its connection-usage listeners (a no-op meter's) are removed: none per checkout or checkin

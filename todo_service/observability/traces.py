@@ -34,7 +34,7 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 from litestar.enums import HttpMethod, ScopeType
-from litestar.middleware import ASGIMiddleware, DefineMiddleware
+from litestar.middleware import DefineMiddleware
 from litestar.plugins import InitPlugin, ReceiveRoutePlugin
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.routes import HTTPRoute
@@ -162,9 +162,9 @@ class Tracing(InitPlugin, ReceiveRoutePlugin):
         return self.config.middleware
 
     @property
-    def middleware(self) -> ASGIMiddleware:
+    def middleware(self) -> DefineMiddleware:
         """No child spans for routes that declare :data:`UNTRACED`: the innermost middleware."""
-        return _Untraced()
+        return DefineMiddleware(_Untraced)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """The span-naming and trace-id hook, the flush at shutdown."""
@@ -204,18 +204,23 @@ def untraced_path_pattern(path: str) -> str:
     return "".join(parts)
 
 
-class _Untraced(ASGIMiddleware):
-    """Routes that declare :data:`UNTRACED`: no server span (ServerSpans skips them) and no child spans."""
+class _Untraced:
+    """Routes that declare :data:`UNTRACED`: no server span (ServerSpans skips them) and no child spans.
 
-    scopes = (ScopeType.HTTP,)
+    A plain ASGI middleware, not Litestar's ``ASGIMiddleware``: it runs for every traced request,
+    and its one test needs none of that class's per-request bypass checks (scopes, opt key, paths).
+    """
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # App middleware runs after routing: the matched handler is in the scope, its opt merged with its owners'.
-        if not scope["route_handler"].opt.get(UNTRACED):
-            await next_app(scope, receive, send)
+        if scope["type"] != ScopeType.HTTP or not scope["route_handler"].opt.get(UNTRACED):
+            await self.app(scope, receive, send)
             return
         with suppress_instrumentation():  # e.g. the readiness probe's SELECT 1 would make a root span
-            await next_app(scope, receive, send)
+            await self.app(scope, receive, send)
 
 
 async def _name_span_and_answer_trace_id(message: Message, scope: Scope) -> None:
