@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import time
 from array import array
-from bisect import bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -138,10 +137,13 @@ class MemoryCounters:
             key = rule.key(identity)
             if (window := self.windows.get(key)) is None:
                 window = self.windows[key] = Window(rule.window_ms)
-            times, start = window.times, window.start
-            if start < len(times) and times[start] <= now - rule.window_ms:  # some left: all at once, in C
-                start = window.start = bisect_right(times, now - rule.window_ms, start)
-            count = len(times) - start
+            times, start, end, horizon = window.times, window.start, len(window.times), now - rule.window_ms
+            if start < end and times[start] <= horizon:  # some left: each time is stepped over once
+                start += 1
+                while start < end and times[start] <= horizon:
+                    start += 1
+                window.start = start
+            count = end - start
             found.append((Counted(rule, count, now - times[start] if count else 0), window))
             if count >= rule.limit:
                 break
