@@ -35,8 +35,10 @@ from todo_service.tasks.queries import (
     OWNER,
     TASK,
     page_params,
+    scroll_params,
     select_changes,
     select_page,
+    select_scroll,
     select_task,
 )
 from todo_service.tasks.schemas import TaskFilters
@@ -271,3 +273,46 @@ async def test_search_through_the_indexes_finds_what_a_scan_finds(seeded: Seeded
     assert len(rows) == 100
     assert {row[0] for row in rows} == {BIG_USER_TASKS // 100}  # the total rides along in the first column
     assert all(SEARCHED.lower() in " ".join(map(str, row)) for row in rows)
+
+
+def scroll(seeded: Seeded, filters: TaskFilters, after: list[Any] | None) -> tuple[Executable, dict[str, Any]]:
+    """A listing read by cursor, as TaskRepository.scroll makes it: after the sort keys ``after``."""
+    values = {
+        **caller_params(seeded.caller),
+        OWNER: seeded.caller.user_id,
+        **page_params(filters),
+        **scroll_params(after, filters.limit),
+    }
+    return select_scroll(filters, own=True, after=after), values
+
+
+@pytest.mark.parametrize("planner", list(PLANNERS))
+@pytest.mark.parametrize("filters", [TaskFilters(), TaskFilters(completed=False)], ids=["all", "completed=false"])
+async def test_a_cursor_deep_in_the_list_reads_one_range_of_the_index(
+    seeded: Seeded, planner: str, filters: TaskFilters
+) -> None:
+    """Page 500's tasks by cursor: the newest-first index from the cursor's (created_at, id) on, no sort, no count."""
+    connection = await asyncpg.connect(seeded.url.replace("+asyncpg", ""))
+    try:
+        keys = await connection.fetchrow(
+            "SELECT created_at, id FROM tasks WHERE user_id = $1 AND deleted_at IS NULL"
+            " ORDER BY created_at DESC, id DESC OFFSET 9979 LIMIT 1",
+            seeded.caller.user_id,
+        )
+    finally:
+        await connection.close()
+    for after in (None, [keys["created_at"], keys["id"]]):
+        plan = await PLANNERS[planner](seeded.url, *scroll(seeded, filters, after))
+        on_tasks = [node for node in nodes(plan) if node.get("Relation Name") == "tasks"]
+        assert [node["Index Name"] for node in on_tasks] == ["ix_tasks_user_id_created_at"], json.dumps(plan)[:4000]
+        assert on_tasks[0]["Scan Direction"] == "Backward"
+        sorts = [node["Sort Key"] for node in nodes(plan) if node["Node Type"] == "Sort"]
+        assert not [key for key in sorts if "created_at" in str(key)]  # the index's order is the listing's
+        if after is not None:
+            assert "ROW(created_at, id) < ROW(" in on_tasks[0]["Index Cond"]
+
+
+async def test_a_search_too_short_for_a_trigram_leaves_the_trigram_indexes_alone(seeded: Seeded) -> None:
+    """``q`` has no trigram: read through the indexes, every entry would match (slower than the owner's rows)."""
+    plan = await generic_plan_of(seeded.url, *page(seeded, TaskFilters(search="q", limit=PAGE_SIZE)))
+    assert not {node.get("Index Name") for node in nodes(plan)} & TRIGRAM_INDEXES, json.dumps(plan)[:4000]

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 OWN_METHODS = (
     "page",
+    "scroll",
+    "_listing_params",
     "one",
     "insert",
     "update_fields",
@@ -70,6 +72,12 @@ async def test_the_owner_is_in_every_statement(client: Client, account: Account,
     rows, total = await repo.page(me, mine, TaskFilters())
     assert total == 1
     assert rows[0][2] == "mine"
+    assert await repo.scroll(them, theirs, TaskFilters(), None) == []
+    scrolled = await repo.scroll(me, mine, TaskFilters(), None)
+    assert [row[2] for row in scrolled] == ["mine"]
+    created_at = scrolled[0][[column.key for column in TASK_COLUMNS].index("created_at")]
+    after = [created_at, task_id]  # a cursor after it: its sort keys (created_at), then its id
+    assert await repo.scroll(me, mine, TaskFilters(), after) == []
     assert await repo.remove(me, mine, task_id, datetime.now(UTC)) is True
     assert await repo.one(me, mine, task_id) is None
 

@@ -192,6 +192,30 @@ async def test_search_takes_wildcards_literally(
     assert ids(await list_tasks(client, account, search=search)) == [hit["id"]]
 
 
+async def test_short_and_long_searches_find_the_same_as_python(client: Client, account: Account) -> None:
+    """Searches with a trigram (3 letters or digits in a row) and without one run different SQL: same answers."""
+    tasks = [
+        ("Report Q1", None),
+        ("quarterly plan", "for the BOARD"),
+        ("a b c", "x/y"),
+        ("Ab", None),
+        ("x_y", "100% done"),
+        ("Plain", "q1 notes"),
+    ]
+    made = {
+        (await create_task(client, account, title=title, description=description))["id"]: (title, description)
+        for title, description in tasks
+    }
+    for search in ("q", "Q1", "ab", "a b", "%", "_", "/", "rep", "PLAN", "0% d", "board", "x/y", "zzz"):
+        expected = {
+            task_id
+            for task_id, (title, description) in made.items()
+            if search.lower() in title.lower() or search.lower() in (description or "").lower()
+        }
+        page = await list_tasks(client, account, search=search, limit=100)
+        assert (set(ids(page)), page["total"]) == (expected, len(expected)), search
+
+
 async def test_sql_looking_search_matches_nothing_and_harms_nothing(client: Client, account: Account) -> None:
     for _ in range(3):
         await create_task(client, account)

@@ -10,6 +10,7 @@ statement of the feature in one file, so that the owner in each ``WHERE`` is che
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, tzinfo
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -36,7 +37,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.functions import FunctionElement
 
 from todo_service.core.pagination import PageQuery
 from todo_service.db.models import Priority, Task, TaskLabel, TaskList, User
@@ -48,6 +51,7 @@ from todo_service.tasks.schemas import TaskRead
 if TYPE_CHECKING:
     from sqlalchemy.orm import InstrumentedAttribute
     from sqlalchemy.sql import Delete, Insert, Update
+    from sqlalchemy.sql.compiler import SQLCompiler
     from sqlalchemy.sql.elements import BindParameter, UnaryExpression
 
     from todo_service.tasks.schemas import TaskFilters
@@ -108,6 +112,28 @@ _PAGE_LIMIT = "page_limit"  # as a page's (core/pagination.py)
 TRACE_SETTING = "todo_service.traceparent"  # read by the webhook outbox trigger (migration 0005)
 _LIKE_ESCAPE = "/"  # as SQLAlchemy's autoescape: a backslash would need escaping in PostgreSQL's literal
 
+# A search with three letters or digits in a row gives the trigram indexes (migration 0010) something
+# to look up; a shorter one (``q``, ``ab``, ``a b``) has no trigram and would read them whole.
+_TRIGRAM = re.compile(r"[^\W_]{3}")
+
+
+class _Contains(FunctionElement[bool]):
+    """The second text is in the first, taken literally (compiled per dialect below)."""
+
+    type = Boolean()
+    inherit_cache = True
+    name = "contains_text"
+
+
+@compiles(_Contains, "postgresql")
+def _contains_postgresql(element: _Contains, compiler: SQLCompiler, **kw: Any) -> str:  # noqa: ANN401
+    return f"strpos({compiler.process(element.clauses, **kw)}) > 0"
+
+
+@compiles(_Contains)
+def _contains_sqlite(element: _Contains, compiler: SQLCompiler, **kw: Any) -> str:  # noqa: ANN401
+    return f"instr({compiler.process(element.clauses, **kw)}) > 0"
+
 
 def _now() -> BindParameter[datetime]:
     """The request's clock, as a placeholder (one value per statement)."""
@@ -132,6 +158,7 @@ class _Shape(NamedTuple):
     completed: bool
     priority: bool
     search: bool
+    short_search: bool  # no trigram to look up: see _TRIGRAM
     due_before: bool
     due_after: bool
     overdue: bool | None
@@ -148,6 +175,7 @@ class _Shape(NamedTuple):
             completed=filters.completed is not None,
             priority=filters.priority is not None,
             search=bool(filters.search),
+            short_search=bool(filters.search) and not _TRIGRAM.search(filters.search or ""),
             due_before=filters.due_before is not None,
             due_after=filters.due_after is not None,
             overdue=filters.overdue,
@@ -181,14 +209,7 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     if shape.priority:
         conditions.append(Task.priority == bindparam("priority"))
     if shape.search:
-        # The pattern is escaped in Python (see _like_pattern): '%' and '_' match themselves.
-        pattern = func.lower(bindparam("search", type_=String))
-        conditions.append(
-            or_(
-                func.lower(Task.title).like(pattern, escape=_LIKE_ESCAPE),
-                func.lower(Task.description).like(pattern, escape=_LIKE_ESCAPE),
-            )
-        )
+        conditions.append(_searched(short=shape.short_search))
     if shape.due_before:
         conditions.append(Task.due_date < bindparam("due_before"))
     if shape.due_after:
@@ -202,6 +223,19 @@ def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
     if shape.top_level is not None:
         conditions.append(Task.parent_id.is_(None) if shape.top_level else Task.parent_id.is_not(None))
     return conditions + _organised(shape)
+
+
+def _searched(*, short: bool) -> ColumnElement[bool]:
+    """``:search`` in the title or the description, case-insensitively."""
+    text = func.lower(bindparam("search", type_=String))
+    if short:  # too short for the trigram indexes (migration 0010), which would be read whole: a plain scan
+        return or_(_Contains(func.lower(Task.title), text), _Contains(func.lower(Task.description), text))
+    # The pattern is escaped in Python (see _like_pattern): '%' and '_' match themselves. On PostgreSQL
+    # the trigram indexes of migration 0010 serve both (a BitmapOr).
+    return or_(
+        func.lower(Task.title).like(text, escape=_LIKE_ESCAPE),
+        func.lower(Task.description).like(text, escape=_LIKE_ESCAPE),
+    )
 
 
 def _organised(shape: _Shape) -> list[ColumnElement[bool]]:
@@ -306,7 +340,8 @@ def page_params(filters: TaskFilters, owner_zone: tzinfo = UTC) -> dict[str, Any
     if filters.priority is not None:
         params["priority"] = filters.priority
     if filters.search:
-        params["search"] = _like_pattern(filters.search)
+        short = not _TRIGRAM.search(filters.search)
+        params["search"] = filters.search if short else _like_pattern(filters.search)
     if filters.due_before is not None:
         params["due_before"] = as_utc(filters.due_before)
     if filters.due_after is not None:
