@@ -272,3 +272,110 @@ def test_the_handler_writes_to_the_current_stderr_by_default(capsys: pytest.Capt
     captured = capsys.readouterr()
     assert captured.out == ""
     assert json.loads(captured.err)["message"] == "to stderr"
+
+
+class Collecting(logging.Handler):
+    """Another handler on the root logger: keeps what it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def access_settings(fmt: str = "json") -> Any:
+    return make_settings("sqlite+aiosqlite:///unused.db", log_format=fmt, log_level="INFO")
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+async def test_the_access_line_is_the_same_whether_written_directly_or_through_logging(fmt: str) -> None:
+    scope: Any = request_scope(client=("203.0.113.9", 4000), user=None)
+    start: Any = {"type": "http.response.start", "status": 200, "headers": []}
+    body: Any = {"type": "http.response.body", "body": b""}
+    lines: list[str] = []
+    for other_handler in (False, True):
+        stream = io.StringIO()
+        request_logging = configure_logging(access_settings(fmt), stream=stream, trace_ids=lambda: TRACE)
+        collecting = Collecting()
+        if other_handler:  # the access record must reach it: the line goes through the logging module
+            logging.getLogger().addHandler(collecting)
+        await request_logging.before_send(start, scope)
+        await request_logging.before_send(body, scope)  # no line
+        lines.append(stream.getvalue())
+        assert [record.getMessage() for record in collecting.records] == (
+            ["GET /api/v1/users/me 200"] if other_handler else []
+        )
+
+    direct, through_logging = lines
+    assert direct.count("\n") == through_logging.count("\n") == 1
+    if fmt == "json":
+        first, second = json.loads(direct), json.loads(through_logging)
+        assert first.pop("time") <= second.pop("time")
+        assert (
+            first
+            == second
+            == {
+                "level": "INFO",
+                "logger": ACCESS_LOGGER,
+                "message": "GET /api/v1/users/me 200",
+                "request_id": "req-42",
+                "route": "/api/v1/users/me",
+                "user_id": None,
+                "trace_id": TRACE[0],
+                "span_id": TRACE[1],
+                "method": "GET",
+                "path": "/api/v1/users/me",
+                "status": 200,
+                "duration_ms": None,
+                "client_ip": "203.0.113.9",
+            }
+        )
+    else:
+        assert CONSOLE_LINE.match(direct)
+        assert direct.split(" ", 1)[1] == through_logging.split(" ", 1)[1]
+        assert f"INFO     {ACCESS_LOGGER}: GET /api/v1/users/me 200  [request_id=req-42 " in direct
+
+
+async def test_the_access_line_goes_through_logging_when_a_filter_could_drop_it() -> None:
+    stream = io.StringIO()
+    request_logging = configure_logging(access_settings(), stream=stream)
+    dropped = logging.Filter("nothing.of.ours")  # refuses every record of other loggers
+    logging.getLogger(ACCESS_LOGGER).addFilter(dropped)
+    try:
+        start: Any = {"type": "http.response.start", "status": 204}
+        scope: Any = request_scope()
+        await request_logging.before_send(start, scope)
+    finally:
+        logging.getLogger(ACCESS_LOGGER).removeFilter(dropped)
+    assert stream.getvalue() == ""
+
+
+async def test_a_handler_on_the_access_logger_gets_the_record_and_ours_the_line() -> None:
+    stream = io.StringIO()
+    request_logging = configure_logging(access_settings(), stream=stream)
+    collecting = Collecting()
+    logging.getLogger(ACCESS_LOGGER).addHandler(collecting)
+    start: Any = {"type": "http.response.start", "status": 201}
+    scope: Any = request_scope()
+    try:
+        await request_logging.before_send(start, scope)
+    finally:
+        logging.getLogger(ACCESS_LOGGER).removeHandler(collecting)
+    assert [record.getMessage() for record in collecting.records] == ["GET /api/v1/users/me 201"]
+    assert json_lines(stream)[0]["status"] == 201
+
+
+async def test_a_failing_stream_does_not_fail_the_request(capsys: pytest.CaptureFixture[str]) -> None:
+    class Broken(io.StringIO):
+        def write(self, text: str) -> int:  # noqa: ARG002
+            raise OSError("disk full")
+
+    request_logging = configure_logging(access_settings(), stream=Broken())
+    start: Any = {"type": "http.response.start", "status": 200}
+    scope: Any = request_scope()
+
+    await request_logging.before_send(start, scope)  # written directly: the error is reported, not raised
+
+    assert "disk full" in capsys.readouterr().err
