@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -178,6 +181,24 @@ async def test_redis_is_instrumented_once_for_the_latest_configuration() -> None
 
 
 # --- samplers and resource -----------------------------------------------------------------------------
+
+
+def test_a_traced_app_without_redis_loads_no_redis_py() -> None:
+    """The Redis instrumentation is imported when there is a Redis to instrument: redis-py (and the
+    cryptography it loads) held about 10 MB of a worker that keeps its limits in memory."""
+    program = (
+        "import sys\n"
+        "from tests.factories import make_settings\n"
+        "from todo_service.app import create_app\n"
+        "create_app(make_settings('sqlite+aiosqlite:///:memory:', rate_limit_enabled=True,\n"
+        "           otel_exporter_otlp_endpoint='http://127.0.0.1:9'))\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'redis'))\n"
+    )
+    root = Path(__file__).resolve().parents[2]  # where `tests` and `todo_service` import from
+    found = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120, cwd=root
+    )
+    assert found.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize(

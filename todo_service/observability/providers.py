@@ -4,7 +4,8 @@
 and many times in the tests: providers are kept here by configuration and handed to everything
 explicitly. Each exports through a ``BatchSpanProcessor`` (OTLP over HTTP/protobuf or gRPC) and is
 sampled as ``OTEL_TRACES_SAMPLER`` says. redis-py's instrumentation patches the library for the
-whole process: done once per provider.
+whole process: done once per provider, and imported only then (it imports redis-py, and redis-py
+imports ``cryptography``: about 9 MB of a worker that keeps its limits in memory).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -68,6 +68,8 @@ def shutdown_tracing(settings: Settings | None = None) -> None:
         if (provider := _process.providers.pop(key, None)) is None:
             continue
         if provider is _process.redis_provider:
+            from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: PLC0415  (see the module's doc)
+
             RedisInstrumentor().uninstrument()
             _process.redis_provider = None
         provider.shutdown()
@@ -77,6 +79,8 @@ def instrument_redis(provider: TracerProvider) -> None:
     """redis-py is patched process-wide: once, or again when another configuration's app comes (tests)."""
     if _process.redis_provider is provider:
         return
+    from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: PLC0415  (see the module's doc)
+
     instrumentor = RedisInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.uninstrument()
