@@ -184,8 +184,10 @@ async def test_redis_is_instrumented_once_for_the_latest_configuration() -> None
 
 
 def test_a_traced_app_without_redis_loads_no_redis_py() -> None:
-    """The Redis instrumentation is imported when there is a Redis to instrument: redis-py (and the
-    cryptography it loads) held about 10 MB of a worker that keeps its limits in memory."""
+    """The Redis instrumentation is imported when there is a Redis to instrument.
+
+    redis-py and what it loads held about 10 MB of a worker that keeps its limits in memory.
+    """
     program = (
         "import sys\n"
         "from tests.factories import make_settings\n"

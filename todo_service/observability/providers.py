@@ -4,8 +4,8 @@
 and many times in the tests: providers are kept here by configuration and handed to everything
 explicitly. Each exports through a ``BatchSpanProcessor`` (OTLP over HTTP/protobuf or gRPC) and is
 sampled as ``OTEL_TRACES_SAMPLER`` says. redis-py's instrumentation patches the library for the
-whole process: done once per provider, and imported only then (it imports redis-py, and redis-py
-imports ``cryptography``: about 9 MB of a worker that keeps its limits in memory).
+whole process: done once per provider, and imported only then (it imports redis-py and its
+OpenTelemetry metrics: about 10 MB of a worker that keeps its limits in memory).
 """
 
 from __future__ import annotations
