@@ -301,6 +301,7 @@ async def test_a_cursor_deep_in_the_list_reads_one_range_of_the_index(
         )
     finally:
         await connection.close()
+    assert keys is not None
     for after in (None, [keys["created_at"], keys["id"]]):
         plan = await PLANNERS[planner](seeded.url, *scroll(seeded, filters, after))
         on_tasks = [node for node in nodes(plan) if node.get("Relation Name") == "tasks"]
