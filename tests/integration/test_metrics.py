@@ -159,20 +159,25 @@ async def test_db_pool_gauges_follow_checkouts(client: Client, account: Account)
     # The gauge counts every engine of the process, and the test apps' webhook workers borrow a
     # connection for a moment several times a second: measure again (a bounded number of times)
     # until no borrow of theirs falls between the scrapes.
+    # Each of the two checks is retried on its own: on a loaded machine a clean round for both at once
+    # can take longer than the bound.
+    followed = returned = False
     for _ in range(200):
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
         before = await scrape(client)
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
             during = await scrape(client)
         await create_task(client, account)  # a request's own checkouts come back too
         after = await scrape(client)
-        steady = before.value("todo_db_pool_checked_out") == after.value("todo_db_pool_checked_out")
-        if steady and during.value("todo_db_pool_checked_out") == before.value("todo_db_pool_checked_out") + 1:
+        borrowed = before.value("todo_db_pool_checked_out")
+        followed = followed or during.value("todo_db_pool_checked_out") == borrowed + 1
+        returned = returned or after.value("todo_db_pool_checked_out") == borrowed
+        if followed and returned:
             break
 
-    assert during.value("todo_db_pool_checked_out") == before.value("todo_db_pool_checked_out") + 1
-    assert after.value("todo_db_pool_checked_out") == before.value("todo_db_pool_checked_out")
+    assert followed, "the gauge never showed the held connection alone"
+    assert returned, "the gauge never came back after the request"
     assert after.value("todo_db_pool_size") >= engine.sync_engine.pool.size() > 0
 
 
@@ -300,9 +305,20 @@ def test_two_workers_add_up_in_every_scrape(tmp_path: Path) -> None:
             assert result.value(f"{DURATION}_count", path=TASK) == sent
             assert result.value(IN_FLIGHT, path=TASK) == 0
             assert result.value("todo_db_pool_size") == 2 * 5  # livesum over two live workers' pools
-            assert result.value("todo_db_pool_checked_out") == 0
             assert [s.value for s in result.matching("todo_build_info", version=__version__)] == [1.0]
             assert not UUID.search(result.text)
+        # Nothing borrowed once the requests are done. The workers' background jobs (webhooks,
+        # reminders) borrow a connection for a moment now and then: a scrape can fall in one, so ask
+        # again (a bounded number of times) for one that falls between them.
+        borrowed = [scrape.value("todo_db_pool_checked_out") for scrape in scrapes]
+        for _ in range(50):
+            if 0 in borrowed:
+                break
+            time.sleep(0.05)
+            borrowed.append(
+                Scrape(httpx.get(f"{base_url}{METRICS_PATH}", timeout=10).text).value("todo_db_pool_checked_out")
+            )
+        assert 0 in borrowed, borrowed  # a leak would never come back to 0
 
     # Stopped: each worker removed its gauges (all "live" modes, mark_process_dead); the counters stay.
     deadline = time.monotonic() + 15
