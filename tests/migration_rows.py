@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import Boolean, String, column, insert, table, text
+from sqlalchemy import BigInteger, Boolean, String, column, insert, table, text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
-__all__ = ("NOW", "USERS", "insert_users", "task_triggers")
+__all__ = ("LISTS", "NOW", "TASKS", "USERS", "insert_users", "task_triggers")
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 USERS = table(
@@ -30,6 +30,23 @@ USERS = table(
     column("created_at", DateTimeUTC()),
     column("updated_at", DateTimeUTC()),
 )
+
+# Tasks as 0007 and later hold them (the columns these tests write and read), and their lists.
+TASKS = table(
+    "tasks",
+    column("id", GUID()),
+    column("user_id", GUID()),
+    column("list_id", GUID()),
+    column("title", String()),
+    column("description", String()),
+    column("completed", Boolean()),
+    column("priority", String()),
+    column("position", String()),
+    column("revision", BigInteger()),
+    column("created_at", DateTimeUTC()),
+    column("updated_at", DateTimeUTC()),
+)
+LISTS = table("task_lists", column("id", GUID()), column("user_id", GUID()))
 
 
 def insert_users(connection: Connection, count: int, *, email: str = "u{n}@example.com") -> list[uuid.UUID]:

@@ -8,6 +8,7 @@ defaults below): nothing leaks in from the developer's shell or a ``.env`` file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -119,3 +120,19 @@ def _wait_until_healthy(service: LiveService) -> None:
         time.sleep(0.2)
     msg = f"the server was not healthy within {STARTUP_TIMEOUT}s:\n{service.output()}"
     raise RuntimeError(msg)
+
+
+def modules_loaded_by(program: str, package: str) -> list[str]:
+    """The modules of ``package`` that ``program`` (Python source) has loaded when it ends, in a fresh interpreter.
+
+    What a worker holds in memory is what it imports: this tells what a configuration imports.
+    """
+    listing = (
+        "\nimport json, sys\n"
+        f"print(json.dumps(sorted(name for name in sys.modules if name.split('.')[0] == {package!r})))\n"
+    )
+    root = Path(__file__).resolve().parents[1]  # where `tests` and `todo_service` import from
+    found = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", program + listing], capture_output=True, text=True, check=True, timeout=TIMEOUT, cwd=root
+    )
+    return list(json.loads(found.stdout.strip().splitlines()[-1]))

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, LargeBinary, String, column, insert, inspect, select, table, text
+from sqlalchemy import Boolean, LargeBinary, String, column, insert, inspect, select, table, text
 
 from tests.integration.test_migrations import fresh_url, on_database  # noqa: F401  (fresh_url is a fixture)
-from tests.migration_rows import insert_users, task_triggers
+from tests.migration_rows import LISTS, TASKS, insert_users, task_triggers
 from tests.servers import migrate
 from todo_service.tasks.schemas import TaskRead
 
@@ -21,19 +21,6 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 _NOW = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
-_TASKS = table(
-    "tasks",
-    column("id", GUID()),
-    column("user_id", GUID()),
-    column("list_id", GUID()),
-    column("title", String()),
-    column("completed", Boolean()),
-    column("priority", String()),
-    column("position", String()),
-    column("revision", BigInteger()),
-    column("created_at", DateTimeUTC()),
-    column("updated_at", DateTimeUTC()),
-)
 _WEBHOOKS = table(
     "webhooks",
     column("id", GUID()),
@@ -46,7 +33,6 @@ _WEBHOOKS = table(
     column("created_at", DateTimeUTC()),
     column("updated_at", DateTimeUTC()),
 )
-_LISTS = table("task_lists", column("id", GUID()), column("user_id", GUID()))
 _DELIVERIES = table("webhook_deliveries", column("task_id", GUID()), column("payload", String()))
 
 
@@ -72,11 +58,11 @@ def _seed(connection: Connection) -> uuid.UUID:
 
 
 def _add_task(connection: Connection, user: uuid.UUID, title: str, *, revision: int) -> uuid.UUID:
-    inbox = connection.execute(select(_LISTS.c.id).where(_LISTS.c.user_id == user)).scalar_one()
+    inbox = connection.execute(select(LISTS.c.id).where(LISTS.c.user_id == user)).scalar_one()
     task = uuid.uuid4()
     row = {"id": task, "user_id": user, "list_id": inbox, "title": title, "completed": False, "priority": "medium"}
     connection.execute(
-        insert(_TASKS).values(**row, position=f"n{revision}", revision=revision, created_at=_NOW, updated_at=_NOW)
+        insert(TASKS).values(**row, position=f"n{revision}", revision=revision, created_at=_NOW, updated_at=_NOW)
     )
     connection.commit()  # PostgreSQL's trigger runs at the commit since 0009
     return task
@@ -88,7 +74,7 @@ def _payload_task(connection: Connection, task: uuid.UUID) -> dict[str, Any]:
 
 
 def _titles(connection: Connection) -> dict[uuid.UUID, str]:
-    return {row.id: row.title for row in connection.execute(select(_TASKS.c.id, _TASKS.c.title))}
+    return {row.id: row.title for row in connection.execute(select(TASKS.c.id, TASKS.c.title))}
 
 
 def _label_triggers(connection: Connection) -> set[str]:

@@ -8,33 +8,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
-from advanced_alchemy.types import GUID, DateTimeUTC
-from sqlalchemy import BigInteger, Boolean, String, column, func, insert, select, table, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.integration.test_migrations import fresh_url, on_database  # noqa: F401  (fresh_url is a fixture)
-from tests.migration_rows import insert_users, task_triggers
+from tests.migration_rows import LISTS, TASKS, insert_users, task_triggers
 from tests.servers import migrate
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 _NOW = datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
-_TASKS = table(
-    "tasks",
-    column("id", GUID()),
-    column("user_id", GUID()),
-    column("list_id", GUID()),
-    column("title", String()),
-    column("description", String()),
-    column("completed", Boolean()),
-    column("priority", String()),
-    column("position", String()),
-    column("revision", BigInteger()),
-    column("created_at", DateTimeUTC()),
-    column("updated_at", DateTimeUTC()),
-)
-_LISTS = table("task_lists", column("id", GUID()), column("user_id", GUID()))
 # The definitions PostgreSQL reports for the two indexes (pg_get_indexdef).
 _EXPECTED = {
     "ix_tasks_live_title_trgm": (
@@ -57,13 +41,13 @@ _SQLITE_INDEXES = "SELECT name FROM sqlite_master WHERE type = 'index' AND name 
 def _seed(connection: Connection) -> None:
     """A user with three tasks, one of them deleted (a tombstone: outside the partial indexes)."""
     (user,) = insert_users(connection, 1, email="t@example.com")
-    inbox = connection.execute(select(_LISTS.c.id).where(_LISTS.c.user_id == user)).scalar_one()
+    inbox = connection.execute(select(LISTS.c.id).where(LISTS.c.user_id == user)).scalar_one()
     for n, (title, description) in enumerate(
         [("Quarterly report", None), ("Groceries", "before the quarterly review"), ("Gone", "quarterly")]
     ):
         row = {"id": uuid.uuid4(), "user_id": user, "list_id": inbox, "title": title, "description": description}
         extra = {"completed": False, "priority": "medium", "position": f"n{n}", "revision": n + 1}
-        connection.execute(insert(_TASKS).values(**row, **extra, created_at=_NOW, updated_at=_NOW))
+        connection.execute(insert(TASKS).values(**row, **extra, created_at=_NOW, updated_at=_NOW))
     connection.execute(text("UPDATE tasks SET deleted_at = updated_at WHERE title = 'Gone'"))
     connection.commit()
 
@@ -79,7 +63,7 @@ def _extensions(connection: Connection) -> set[str]:
 
 
 def _tasks(connection: Connection) -> int:
-    return int(connection.execute(select(func.count()).select_from(_TASKS)).scalar_one())
+    return int(connection.execute(select(func.count()).select_from(TASKS)).scalar_one())
 
 
 def _leave_an_invalid_index(connection: Connection) -> None:

@@ -10,12 +10,10 @@ import asyncio
 import contextlib
 import logging
 import random
-import subprocess
 import sys
 import time
 import tracemalloc
 import uuid
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -23,6 +21,7 @@ from redis.asyncio import Redis
 
 from tests.factories import make_settings
 from tests.limiter_events import LimiterEvents, record
+from tests.processes import modules_loaded_by
 from tests.servers import RedisServer, free_port, redis_server
 from todo_service.core.errors import RateLimited
 from todo_service.core.settings import Settings, SettingsError
@@ -528,18 +527,12 @@ def test_memory_is_the_default_storage() -> None:
 def test_limits_in_memory_do_not_load_redis_py() -> None:
     """redis-py and what it loads (its OpenTelemetry metrics, cryptography) held 8-10 MB of a worker for nothing."""
     program = (
-        "import sys\n"
         "from tests.factories import make_settings\n"
         "from todo_service.ratelimit.limiter import build_rate_limiter\n"
         "limiter = build_rate_limiter(make_settings('sqlite+aiosqlite:///:memory:', rate_limit_enabled=True))\n"
         "assert limiter is not None and limiter.failures == (TimeoutError, OSError)\n"
-        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'redis'))\n"
     )
-    root = Path(__file__).resolve().parents[2]  # where `tests` and `todo_service` import from
-    found = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120, cwd=root
-    )
-    assert found.stdout.strip() == "[]"
+    assert modules_loaded_by(program, "redis") == []
 
 
 @pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/0", "async+redis://127.0.0.1:6379", "unix:///run/redis.sock"])

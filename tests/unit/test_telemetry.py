@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -32,6 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.factories import make_settings
 from tests.otlp_receiver import otlp_grpc_receiver, otlp_http_receiver
+from tests.processes import modules_loaded_by
 from tests.servers import redis_server
 from todo_service import __version__
 from todo_service.core.settings import Settings, SettingsError
@@ -189,18 +187,12 @@ def test_a_traced_app_without_redis_loads_no_redis_py() -> None:
     redis-py and what it loads held about 10 MB of a worker that keeps its limits in memory.
     """
     program = (
-        "import sys\n"
         "from tests.factories import make_settings\n"
         "from todo_service.app import create_app\n"
         "create_app(make_settings('sqlite+aiosqlite:///:memory:', rate_limit_enabled=True,\n"
         "           otel_exporter_otlp_endpoint='http://127.0.0.1:9'))\n"
-        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'redis'))\n"
     )
-    root = Path(__file__).resolve().parents[2]  # where `tests` and `todo_service` import from
-    found = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120, cwd=root
-    )
-    assert found.stdout.strip().splitlines()[-1] == "[]"
+    assert modules_loaded_by(program, "redis") == []
 
 
 @pytest.mark.parametrize(
