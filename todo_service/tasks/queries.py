@@ -62,7 +62,6 @@ __all__ = (
     "FEED_LIMIT",
     "NOW",
     "OWNER",
-    "PRIORITY_RANKS",
     "TASK",
     "TASK_COLUMNS",
     "TRACEPARENT",
@@ -71,6 +70,7 @@ __all__ = (
     "delete_task",
     "delete_tombstones",
     "insert_task",
+    "keys_of",
     "list_of_owner",
     "page_params",
     "raise_feed_floors",
@@ -93,8 +93,8 @@ TASK_COLUMNS: tuple[Any, ...] = tuple(
 )
 _COLUMNS = Task.__table__.c
 _LIVE = Task.deleted_at.is_(None)
-PRIORITY_RANKS = {p.value: rank for rank, p in enumerate(Priority)}
-_PRIORITY_RANK = case(PRIORITY_RANKS, value=Task.priority)
+_PRIORITY_RANKS = {p.value: rank for rank, p in enumerate(Priority)}
+_PRIORITY_RANK = case(_PRIORITY_RANKS, value=Task.priority)
 _SORTABLE: dict[str, ColumnElement[Any] | InstrumentedAttribute[Any]] = {
     "created_at": Task.created_at,
     "updated_at": Task.updated_at,
@@ -115,6 +115,11 @@ _LIKE_ESCAPE = "/"  # as SQLAlchemy's autoescape: a backslash would need escapin
 # A search with three letters or digits in a row gives the trigram indexes (migration 0010) something
 # to look up; a shorter one (``q``, ``ab``, ``a b``) has no trigram and would read them whole.
 _TRIGRAM = re.compile(r"[^\W_]{3}")
+
+
+def _too_short(search: str | None) -> bool:
+    """A search without a trigram: it takes the plain scan (see :func:`_searched`)."""
+    return bool(search) and not _TRIGRAM.search(search or "")
 
 
 class _Contains(FunctionElement[bool]):
@@ -175,7 +180,7 @@ class _Shape(NamedTuple):
             completed=filters.completed is not None,
             priority=filters.priority is not None,
             search=bool(filters.search),
-            short_search=bool(filters.search) and not _TRIGRAM.search(filters.search or ""),
+            short_search=_too_short(filters.search),
             due_before=filters.due_before is not None,
             due_after=filters.due_after is not None,
             overdue=filters.overdue,
@@ -302,6 +307,15 @@ def _select_scroll(shape: _Shape, sort: tuple[str, ...], *, own: bool, nulls: tu
     )
 
 
+def keys_of(task: TaskRead, sort: tuple[str, ...]) -> list[Any]:
+    """``task``'s values of the sort keys :func:`_after` compares, then its id: where a cursor after it points."""
+    keys = [
+        _PRIORITY_RANKS[task.priority] if key.lstrip("-") == "priority" else getattr(task, key.lstrip("-"))
+        for key in sort
+    ]
+    return [*keys, task.id]
+
+
 def _after(sort: tuple[str, ...], nulls: tuple[bool, ...]) -> ColumnElement[bool]:
     """The rows after the cursor's in the order of ``sort`` (then id): ``key_0``, ... are its values.
 
@@ -340,8 +354,7 @@ def page_params(filters: TaskFilters, owner_zone: tzinfo = UTC) -> dict[str, Any
     if filters.priority is not None:
         params["priority"] = filters.priority
     if filters.search:
-        short = not _TRIGRAM.search(filters.search)
-        params["search"] = filters.search if short else _like_pattern(filters.search)
+        params["search"] = filters.search if _too_short(filters.search) else _like_pattern(filters.search)
     if filters.due_before is not None:
         params["due_before"] = as_utc(filters.due_before)
     if filters.due_after is not None:

@@ -23,7 +23,7 @@ from todo_service.tasks.cursors import FIRST, START
 from todo_service.tasks.errors import CursorExpired, TaskNotFound
 from todo_service.tasks.ordering import duplicate_position, move_task, reposition_trashed
 from todo_service.tasks.placement import changed_columns, moved_subtree, needs_transaction, new_task_columns
-from todo_service.tasks.queries import PRIORITY_RANKS, as_utc
+from todo_service.tasks.queries import as_utc, keys_of
 from todo_service.tasks.schedule import Schedule, owner_zone, record_completion
 from todo_service.tasks.schemas import (
     READ_ONLY_FIELDS,
@@ -51,15 +51,6 @@ if TYPE_CHECKING:
 __all__ = ("TaskService",)
 
 LIST, LABELS = "list_id", "label_ids"
-
-
-def _sort_keys(task: TaskRead, sort: tuple[str, ...]) -> list[Any]:
-    """``task``'s values of the listing's sort keys, then its id: where a cursor after it points."""
-    keys: list[Any] = []
-    for key in sort:
-        name = key.lstrip("-")
-        keys.append(PRIORITY_RANKS[task.priority] if name == "priority" else getattr(task, name))
-    return [*keys, task.id]
 
 
 def _upserted(task: TaskRead, *, reminded: bool) -> TaskUpserted:
@@ -129,7 +120,7 @@ class TaskService:
         has_more = len(rows) > filters.limit
         next_cursor = None
         if has_more:
-            next_cursor = self.cursors.listing.make(owner_id, filters, _sort_keys(items[-1], filters.sort))
+            next_cursor = self.cursors.listing.make(owner_id, filters, keys_of(items[-1], filters.sort))
         found = TaskScroll(items=items, limit=filters.limit, next_cursor=next_cursor, has_more=has_more)
         return found, items_etag(f"{cursor}/{filters.limit}/{next_cursor}", items)
 
