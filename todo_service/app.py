@@ -285,7 +285,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *([tracing.server_spans] if tracing else []),
             # Then one layer: the request id (every response carries it), the Host check, the body
             # deadline, then the log context and the access line's clock (http/front_door.py).
-            FrontDoor(transport.allowed_hosts, transport.body_timeout, request_logging),
+            FrontDoor.define(transport.allowed_hosts, transport.body_timeout, request_logging),
             *([metrics.middleware] if metrics else []),  # outside limits and auth: counts their 429s and 401s
             *([rate_limiter.refused_callers] if rate_limiter else []),  # a 401 counts per IP: bad tokens are limited
             jwt_auth.middleware,  # the caller, from the bearer token (routes opt out with exclude_from_auth)

@@ -229,11 +229,13 @@ async def test_disabled_rate_limits_install_nothing(client: Client, database_url
         assert STATE_KEY not in api.app.state
         assert not limit_middleware(api)
     async with serve(database_url, rate_limit_enabled=True) as api:
-        assert [type(m).__name__ for m in limit_middleware(api)] == ["RefusedCallers", "RateLimits"]
+        assert [m.__name__ for m in limit_middleware(api)] == ["RefusedCallers", "RateLimits"]
 
 
-def limit_middleware(api: Client) -> list[object]:
-    return [m for m in api.app.middleware if type(m).__module__.startswith("todo_service.ratelimit")]
+def limit_middleware(api: Client) -> list[type]:
+    """The rate limiter's middleware classes in the app's list (each listed through DefineMiddleware)."""
+    listed = [getattr(m, "middleware", m) for m in api.app.middleware]
+    return [m for m in listed if isinstance(m, type) and m.__module__.startswith("todo_service.ratelimit")]
 
 
 # --- Redis -------------------------------------------------------------------------------------

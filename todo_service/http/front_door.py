@@ -7,7 +7,10 @@ so logs, the audit trail and the exception handler can use it), the ``Host`` che
 (the observability layer's, handed in: every record the request logs carries its ids).
 
 They were four middlewares; each ASGI layer costs a coroutine frame and Litestar's dispatch per
-request, so the ones that always run, in a fixed order, share one (ADR 0002 has the profile).
+request, so the ones that always run, in a fixed order, share one (ADR 0002 has the profile). It is
+a plain ASGI middleware (listed through :meth:`FrontDoor.define`), not Litestar's ``ASGIMiddleware``:
+that class checks per request whether to bypass it (scope types, an opt key, excluded paths), and
+this layer is never bypassed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
+from litestar.middleware import DefineMiddleware
 
 from todo_service.http.body import bounded_receive
 from todo_service.http.headers import ensure_request_id
@@ -39,24 +42,33 @@ class RequestContext(Protocol):
         ...
 
 
-class FrontDoor(ASGIMiddleware):
+class FrontDoor:
     """Request id, Host check, body deadline, log context: first in the app's middleware list."""
 
-    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
-
-    def __init__(self, allowed_hosts: AllowedHosts | None, body_timeout: float, context: RequestContext) -> None:
+    def __init__(
+        self, app: ASGIApp, *, allowed_hosts: AllowedHosts | None, body_timeout: float, context: RequestContext
+    ) -> None:
+        self.app = app
         self.allowed_hosts = allowed_hosts
         self.body_timeout = body_timeout
         self.context = context
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    @classmethod
+    def define(
+        cls, allowed_hosts: AllowedHosts | None, body_timeout: float, context: RequestContext
+    ) -> DefineMiddleware:
+        """The entry of the app's middleware list."""
+        return DefineMiddleware(cls, allowed_hosts=allowed_hosts, body_timeout=body_timeout, context=context)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on with its id, its host checked, its body bounded and its log context."""
+        # App middleware wraps matched routes only: an HTTP or WebSocket scope, never the lifespan.
         ensure_request_id(scope)
         check_host(scope, self.allowed_hosts)  # always: two Host headers are refused whatever ALLOWED_HOSTS says
         if scope["type"] == ScopeType.HTTP:
             receive = bounded_receive(receive, self.body_timeout)
         token = self.context.enter(scope)
         try:
-            await next_app(scope, receive, send)
+            await self.app(scope, receive, send)
         finally:
             self.context.leave(token)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from limits import parse
-from litestar.datastructures import MutableScopeHeaders
+from litestar.middleware import DefineMiddleware
 from litestar.plugins import InitPlugin
 
 from todo_service.core.errors import RateLimited
@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
     from litestar import Litestar
     from litestar.config.app import AppConfig
-    from litestar.middleware import ASGIMiddleware
     from litestar.types import Message, Scope
 
     OnLimited = Callable[[Scope, str], Awaitable[None]]
@@ -113,6 +112,10 @@ class Verdict:
             headers["Retry-After"] = str(self.reset_after)
         return headers
 
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """:meth:`headers` as an ASGI message carries them (lower-case names, bytes)."""
+        return [(name.lower().encode(), value.encode()) for name, value in self.headers().items()]
+
 
 class RateLimiter(InitPlugin):
     """The rules and their counters, shared by the two middlewares of one app; a plugin."""
@@ -146,14 +149,14 @@ class RateLimiter(InitPlugin):
         self.failing = False
 
     @property
-    def middleware(self) -> ASGIMiddleware:
+    def middleware(self) -> DefineMiddleware:
         """Every rule of the request in one check: listed inside authentication (it needs the caller)."""
-        return RateLimits(self)
+        return DefineMiddleware(RateLimits, limiter=self)
 
     @property
-    def refused_callers(self) -> ASGIMiddleware:
+    def refused_callers(self) -> DefineMiddleware:
         """The per-IP rule for requests authentication refuses: listed outside it (bad tokens count)."""
-        return RefusedCallers(self)
+        return DefineMiddleware(RefusedCallers, limiter=self)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         """The ``RateLimit-*`` headers, the route check at start, the storage's close."""
@@ -226,10 +229,11 @@ class RateLimiter(InitPlugin):
             return
         verdict = scope.get("state", {}).get(STATE_KEY)
         if isinstance(verdict, Verdict):
-            message.setdefault("headers", [])
-            headers = MutableScopeHeaders.from_message(message)
-            for name, value in verdict.headers().items():
-                headers[name] = value  # replaces: a 429 already carries them
+            # On the raw list: a 429 already carries them (they replace those), nothing else sets them.
+            added = verdict.raw_headers()
+            names = {name for name, _ in added}
+            headers = [header for header in message.get("headers", ()) if header[0].lower() not in names]
+            message["headers"] = [*headers, *added]
 
     async def refused(self, scope: Scope, verdict: Verdict, key: str) -> None:
         """Count the refusal; call ``on_limited`` for the first one of a key within its window."""

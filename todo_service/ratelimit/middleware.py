@@ -1,16 +1,17 @@
 """Where the rules run: every rule at once inside authentication, and refused callers outside it.
 
 Which rules apply is declared by the route, in its ``opt``
-(:data:`~todo_service.core.request_context.RATE_LIMIT`).
+(:data:`~todo_service.core.request_context.RATE_LIMIT`). Both are plain ASGI middleware (listed
+through ``DefineMiddleware``), not Litestar's ``ASGIMiddleware``: that class checks per request
+whether to bypass it, and app middleware only sees requests a route matched, whose own option
+decides here (the app has no WebSocket route; a handshake to one would count as a request).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException
-from litestar.middleware import ASGIMiddleware
 
 from todo_service.core.errors import Unauthorized
 from todo_service.core.request_context import RATE_LIMIT
@@ -31,36 +32,34 @@ def _declared(scope: Scope) -> str | bool | None:
     return None if handler is None else handler.opt.get(RATE_LIMIT)
 
 
-class RateLimits(ASGIMiddleware):
+class RateLimits:
     """Inside authentication: the route's own rule, the per-IP rule and the caller's, in one check."""
 
-    scopes = (ScopeType.HTTP,)
-
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter) -> None:
+        self.app = app
         self.limiter = limiter
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Count the request against every rule that applies, unless the route opts out."""
         declared = _declared(scope)
         if declared is not False:
             scope.setdefault("state", {})[COUNTED] = True
             checks = self.limiter.checks(scope, declared if isinstance(declared, str) else None, with_user=True)
             await self.limiter.enforce(scope, checks)
-        await next_app(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
-class RefusedCallers(ASGIMiddleware):
+class RefusedCallers:
     """Outside authentication: a request it refuses (a 401) still counts against the per-IP rule."""
 
-    scopes = (ScopeType.HTTP,)
-
-    def __init__(self, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, *, limiter: RateLimiter) -> None:
+        self.app = app
         self.limiter = limiter
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on; count it only when authentication refused it before RateLimits ran."""
         try:
-            await next_app(scope, receive, send)
+            await self.app(scope, receive, send)
         except (Unauthorized, NotAuthorizedException):
             declared = _declared(scope)
             if declared is not False and not scope.get("state", {}).get(COUNTED):
