@@ -275,12 +275,13 @@ async def test_the_hook_writes_the_headers_once() -> None:
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
         "status": 200,
-        "headers": [(b"ratelimit-limit", b"7")],
+        "headers": [(b"ratelimit-limit", b"7"), (b"RateLimit-Reset", b"9"), (b"etag", b'"1"')],
     }
     body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"{}", "more_body": False}
     await limiter.add_headers(start, scope)
     await limiter.add_headers(body, scope)
     assert sorted(start["headers"]) == [
+        (b"etag", b'"1"'),
         (b"ratelimit-limit", b"10"),
         (b"ratelimit-remaining", b"4"),
         (b"ratelimit-reset", b"42"),
