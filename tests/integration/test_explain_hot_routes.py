@@ -9,7 +9,8 @@ tasks, so its cost grows with the whole table instead of the page asked for (iss
 The app's connections plan every statement once, generically (``plan_cache_mode`` is
 ``force_generic_plan``: db/database.py), so each plan is checked twice: as PostgreSQL plans it
 with the request's values, and as the app's connections plan it, without them. Search reads the
-trigram indexes of migration 0010, both of them (a BitmapOr), for the word's tasks only.
+trigram indexes of migration 0011 (led by the owner), both of them (a BitmapOr), for the word's
+tasks of that owner only.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ PAGE_SIZE = 20
 # The page's placeholders (core/pagination.py fills them from the page number and size).
 PAGE_LIMIT, PAGE_OFFSET = "page_limit", "page_offset"
 SEARCHED = "Quarterly"  # in 1% of the titles (as in `just bench large`)
-TRIGRAM_INDEXES = {"ix_tasks_live_title_trgm", "ix_tasks_live_description_trgm"}  # migration 0010
+TRIGRAM_INDEXES = {"ix_tasks_live_owner_title_trgm", "ix_tasks_live_owner_description_trgm"}  # migration 0011
 
 # Seeding only (the statements under test come from the application): users, a live session each, tasks.
 USERS = """

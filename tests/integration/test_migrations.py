@@ -124,7 +124,7 @@ def model_differences(connection: Connection) -> list[Any]:
         connection, opts={"compare_type": _compare_type, "version_table": VERSION_TABLE}
     )
     with warnings.catch_warnings():
-        # SQLite has no trigram indexes (PostgreSQL only, migration 0010) and Alembic cannot reflect an
+        # SQLite has no trigram indexes (PostgreSQL only, migrations 0010 and 0011) and Alembic cannot reflect an
         # expression index there: it skips the models' with a warning. PostgreSQL compares them.
         warnings.filterwarnings("ignore", message=_POSTGRESQL_ONLY, category=UserWarning)
         return list(compare_metadata(context, metadata_registry.get(None)))

@@ -157,11 +157,13 @@ class Task(UUIDAuditBase):
         ),
         # The overdue filter (timed and all-day tasks alike).
         Index("ix_tasks_user_id_overdue_at", "user_id", "overdue_at"),
-        # Search (migration 0010, PostgreSQL only): trigram indexes on the two expressions the search
-        # statement tests with LIKE '%word%', over live tasks. SQLite scans the owner's tasks instead.
+        # Search (migrations 0010 and 0011, PostgreSQL only): a GIN index per expression the search
+        # statement tests with LIKE '%word%', over live tasks, led by the owner (btree_gin) so that it
+        # hands back the owner's matches alone. SQLite scans the owner's tasks instead.
         *(
             Index(
-                f"ix_tasks_live_{name}_trgm",
+                f"ix_tasks_live_owner_{name}_trgm",
+                "user_id",
                 func.lower(column(name)).label(name),
                 postgresql_using="gin",
                 postgresql_ops={name: "gin_trgm_ops"},
